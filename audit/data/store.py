@@ -1,0 +1,180 @@
+"""The prepared form of a real dataset: what every stage after ``prepare`` reads.
+
+Layout of a prepared dataset directory::
+
+    images.npy   uint8 (N, H, W, C), written in chunks through a memmap, read back as one
+    index.csv    one row per image: row, label, class_name, split
+    meta.json    name, class_names, image_shape, split sizes, split fractions, seed, source
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.data.base import SPLITS, SourceDataset
+from audit.io import AuditInputError, atomic_path, load_images, load_json, load_table, save_json, save_table
+
+
+def assign_splits(
+    labels: np.ndarray,
+    fractions: dict[str, float],
+    seed: int,
+    official_split: np.ndarray | None = None,
+) -> np.ndarray:
+    """Stratified, seeded assignment of every image to one of :data:`SPLITS`.
+
+    Parameters
+    ----------
+    labels : (N,) int class of each image.
+    fractions : split name -> fraction of the images; must cover :data:`SPLITS` and sum to 1.
+    seed : the same seed always gives the same assignment.
+    official_split : optional (N,) ``train``/``val``/``test`` partition of the dataset itself;
+        when given it is kept (official test images stay test), and its ``train`` part is cut
+        into ``train`` and ``pool`` in the ratio of their fractions.
+
+    Returns
+    -------
+    (N,) array of split names. Within each class the counts follow ``fractions`` to the
+    nearest image (largest remainder), so every split holds every class when it can.
+    """
+    missing = [s for s in SPLITS if s not in fractions]
+    if missing:
+        raise AuditInputError(f"dataset.splits: missing {', '.join(missing)}")
+    if any(fractions[s] < 0 for s in SPLITS) or abs(sum(fractions[s] for s in SPLITS) - 1) > 1e-6:
+        raise AuditInputError(f"dataset.splits: fractions must be >= 0 and sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    assignment = np.empty(labels.shape[0], dtype=object)
+    if official_split is None:
+        groups = [(np.arange(labels.shape[0]), SPLITS, [fractions[s] for s in SPLITS])]
+    else:
+        official_split = np.asarray(official_split)
+        train_share = fractions["train"] + fractions["pool"]
+        groups = [
+            (np.flatnonzero(official_split == "train"), ("train", "pool"),
+             [fractions["train"] / train_share, fractions["pool"] / train_share]),
+            (np.flatnonzero(official_split == "val"), ("val",), [1.0]),
+            (np.flatnonzero(official_split == "test"), ("test",), [1.0]),
+        ]
+    for members, names, shares in groups:
+        for label in np.unique(labels[members]):
+            in_class = rng.permutation(members[labels[members] == label])
+            counts = _largest_remainder(np.asarray(shares), in_class.shape[0])
+            for name, chunk in zip(names, np.split(in_class, np.cumsum(counts)[:-1])):
+                assignment[chunk] = name
+    return assignment.astype(str)
+
+
+def _largest_remainder(shares: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total`` closest to ``shares * total``."""
+    exact = shares / shares.sum() * total
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def prepare(
+    source: SourceDataset,
+    out_dir: str | os.PathLike,
+    fractions: dict[str, float],
+    seed: int,
+    chunk_size: int = 2048,
+    progress: bool = True,
+) -> "PreparedDataset":
+    """Stream ``source`` into ``out_dir`` (see the module docstring for the layout).
+
+    Pixels go chunk by chunk into a uint8 memmap, so memory stays at one chunk whatever N is.
+    ``meta.json`` is written last: its presence marks a complete preparation.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(source)
+    if n == 0:
+        raise AuditInputError(f"dataset '{source.name}': no images found")
+    split = assign_splits(source.labels, fractions, seed, source.official_split)
+    with atomic_path(out_dir / "images.npy") as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *source.image_shape))
+        starts = range(0, n, chunk_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc=f"prepare {source.name}", unit="chunk", mininterval=2)
+        for start in starts:
+            idx = np.arange(start, min(start + chunk_size, n))
+            chunk = source.read(idx)
+            if chunk.shape != (idx.shape[0], *source.image_shape) or chunk.dtype != np.uint8:
+                raise AuditInputError(
+                    f"dataset '{source.name}': reader returned {chunk.dtype} {chunk.shape}, "
+                    f"expected uint8 {(idx.shape[0], *source.image_shape)}"
+                )
+            images[start : start + idx.shape[0]] = chunk
+        images.flush()
+        del images
+    index = pd.DataFrame({
+        "row": np.arange(n),
+        "label": source.labels,
+        "class_name": np.asarray(source.class_names)[source.labels],
+        "split": split,
+    })
+    save_table(out_dir / "index.csv", index)
+    save_json(out_dir / "meta.json", {
+        "name": source.name,
+        "description": source.description,
+        "class_names": list(source.class_names),
+        "image_shape": list(source.image_shape),
+        "n_images": n,
+        "split_sizes": {s: int((split == s).sum()) for s in SPLITS},
+        "split_fractions": {s: float(fractions[s]) for s in SPLITS},
+        "seed": seed,
+        **source.extra,
+    })
+    return PreparedDataset.open(out_dir)
+
+
+@dataclass
+class PreparedDataset:
+    """A prepared dataset opened for reading. ``images`` is a read-only memmap."""
+
+    path: Path
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: tuple[str, ...]
+    meta: dict
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "PreparedDataset":
+        path = Path(path)
+        meta = load_json(path / "meta.json")
+        index = load_table(path / "index.csv", ("row", "label", "split"))
+        images = load_images(path / "images.npy")
+        if images.shape[0] != len(index):
+            raise AuditInputError(f"{path}: images.npy has {images.shape[0]} images, index.csv {len(index)} rows")
+        return cls(path, meta["name"], images, index["label"].to_numpy(np.int64),
+                   index["split"].to_numpy(str), tuple(meta["class_names"]), meta)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def rows(self, split: str) -> np.ndarray:
+        if split not in SPLITS:
+            raise AuditInputError(f"unknown split '{split}', expected one of {SPLITS}")
+        return np.flatnonzero(self.split == split)
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of one split; images are copied into memory (uint8)."""
+        rows = self.rows(split)
+        return np.asarray(self.images[rows]), self.labels[rows]
+
+    def class_distribution(self, split: str | None = None) -> np.ndarray:
+        """(K,) fraction of images in each class, over ``split`` or the whole dataset."""
+        labels = self.labels if split is None else self.labels[self.rows(split)]
+        return np.bincount(labels, minlength=self.n_classes) / labels.shape[0]

@@ -1,0 +1,62 @@
+"""Sample sources: everything ganaudit can audit, behind one interface.
+
+A GAN entry in the config is ``{type: ..., <options>}``. :func:`make_sampler` turns it into a
+:class:`Sampler`, whose ``sample(n, seed)`` returns uint8 (n, H, W, C) images matching the real
+dataset. Planted-truth generators also return what they planted (:attr:`Sampler.truth`) so
+every metric can be checked against a known answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+
+import numpy as np
+
+from audit.io import AuditInputError
+
+#: type -> "module:factory"; a factory takes (name, options, context) and returns a Sampler.
+SAMPLER_TYPES = {
+    "dcgan": "audit.gans.trained:make_trained",
+    "wgan-gp": "audit.gans.trained:make_trained",
+    "resample": "audit.gans.planted:make_resample",
+}
+
+#: GAN types trained inside the DAG (they need a ``train_gan`` job before sampling).
+TRAINED_TYPES = ("dcgan", "wgan-gp")
+
+
+@dataclass
+class SampleBatch:
+    """``images``: uint8 (n, H, W, C). ``planted_labels``: (n,) int class of each sample when the
+    generator knows it (planted resamplers), else None."""
+
+    images: np.ndarray
+    planted_labels: np.ndarray | None = None
+
+
+@dataclass
+class SamplerContext:
+    """What a factory may need: the prepared real data, a trained checkpoint, the device."""
+
+    data: object = None  # audit.data.store.PreparedDataset
+    checkpoint: str | None = None
+    device: str = "cpu"
+
+
+@dataclass
+class Sampler:
+    name: str
+    sample: "callable"  # (n: int, seed: int) -> SampleBatch
+    #: the planted answer, e.g. {"class_distribution": [...]} or {"support_size": k}; {} if unknown
+    truth: dict = field(default_factory=dict)
+
+
+def make_sampler(name: str, spec: dict, context: SamplerContext) -> Sampler:
+    """Build the sampler of GAN ``name`` from its config entry ``spec``."""
+    kind = spec.get("type")
+    if kind not in SAMPLER_TYPES:
+        raise AuditInputError(f"gans.{name}.type: unknown type '{kind}', expected one of {sorted(SAMPLER_TYPES)}")
+    module, factory = SAMPLER_TYPES[kind].split(":")
+    options = {k: v for k, v in spec.items() if k != "type"}
+    return getattr(import_module(module), factory)(name, kind, options, context)

@@ -1,0 +1,1 @@
+"""Metrics: one module per idea, each built around pure functions of arrays."""

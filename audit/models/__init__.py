@@ -1,0 +1,1 @@
+"""Networks (annotators and classifiers, GANs) and their training loops."""

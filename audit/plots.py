@@ -1,0 +1,69 @@
+"""Figures shared by the stages (matplotlib Agg + seaborn), each written atomically."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from audit.io import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, class_names, path, title: str = "") -> None:
+    """Heatmap of C[i, j] = P(predicted i | true j), shown with true classes as rows."""
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(confusion.T, annot=len(class_names) <= 12, fmt=".2f", cmap="Blues", vmin=0, vmax=1,
+                xticklabels=class_names, yticklabels=class_names, ax=ax, cbar=False)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_class_distributions(table: pd.DataFrame, path, title: str = "") -> None:
+    """Grouped bars: class frequency per source (``class``, ``source``, ``frequency``, optional
+    ``low``/``high`` 95% interval columns drawn as error bars)."""
+    sources = list(dict.fromkeys(table["source"]))
+    classes = list(dict.fromkeys(table["class"]))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.3 * len(classes) * len(sources))), 3.6))
+    sns.barplot(data=table, x="class", y="frequency", hue="source", ax=ax, order=classes, hue_order=sources)
+    if {"low", "high"} <= set(table.columns):
+        width = 0.8 / len(sources)
+        for i, source in enumerate(sources):
+            part = table[table["source"] == source].set_index("class").reindex(classes)
+            if part["low"].isna().all():
+                continue
+            x = np.arange(len(classes)) - 0.4 + width * (i + 0.5)
+            lower = (part["frequency"] - part["low"]).clip(lower=0).fillna(0)
+            upper = (part["high"] - part["frequency"]).clip(lower=0).fillna(0)
+            ax.errorbar(x, part["frequency"], yerr=[lower, upper], fmt="none", ecolor="black", lw=0.8, capsize=2)
+    ax.set_ylabel("fraction of images")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    _save(fig, path)
+
+
+def plot_lines(table: pd.DataFrame, x: str, y: str, hue: str, path, title: str = "", logy: bool = False,
+               logx: bool = False) -> None:
+    """A line per ``hue`` value."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=table, x=x, y=y, hue=hue, ax=ax)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    _save(fig, path)

@@ -1,0 +1,152 @@
+"""Stage ``skew``: class-distribution skew of one GAN, three estimates side by side.
+
+    python -m audit.skew --labels results/digits/labels/dcgan.csv \
+        --annotator-test results/digits/annotator/test_predictions.csv \
+        --data results/digits/data --truth results/digits/samples/dcgan/truth.json \
+        --name dcgan --threshold 0.9 --bootstrap 1000 --seed 0 \
+        --out-json results/digits/skew/dcgan.json --out-csv results/digits/skew/dcgan_classes.csv
+
+See :mod:`audit.metrics.skew` for the estimates. The real reference distribution is the class
+mix of every labelled real image of the dataset; the annotator's error rates come from its
+predictions on the real ``test`` split. Outputs: a JSON with every figure and its 95%
+bootstrap interval, and a long table (class, source, frequency, low, high) for the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from audit.data.store import PreparedDataset
+from audit.io import AuditInputError, load_json, load_table, run_cli, save_json, save_table
+from audit.metrics import skew as sk
+
+
+def summarise(values: np.ndarray) -> dict:
+    """Point-free summary of bootstrap replicates: 95% percentile interval."""
+    finite = values[np.isfinite(values)]
+    if finite.size < values.size:
+        return {"low": float(np.percentile(values, 2.5)) if finite.size > 0.975 * values.size else float("inf"),
+                "high": float("inf"), "fraction_infinite": float(1 - finite.size / values.size)}
+    low, high = sk.percentile_interval(values)
+    return {"low": low, "high": high}
+
+
+def audit_skew(
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    real_true: np.ndarray,
+    real_predicted: np.ndarray,
+    real_confidence: np.ndarray,
+    reference: np.ndarray,
+    threshold: float,
+    n_bootstrap: int,
+    seed: int,
+    planted: np.ndarray | None = None,
+) -> dict:
+    """Every skew figure of one GAN as a JSON-ready dict (see the module docstring)."""
+    n_classes = reference.shape[0]
+    confusion = sk.confusion_matrix(real_true, real_predicted, n_classes)
+    estimates = sk.estimate_distributions(predicted, confidence, threshold, confusion)
+    replicates = sk.bootstrap_estimates(predicted, confidence, real_true, real_predicted, threshold, reference,
+                                        n_bootstrap, seed)
+    null = sk.perfect_generator_null(real_true, real_predicted, real_confidence, threshold, reference,
+                                     predicted.shape[0], max(200, n_bootstrap // 5), seed + 1)
+    result: dict = {
+        "n_samples": int(predicted.shape[0]),
+        "confidence_threshold": threshold,
+        "confident_fraction": float((confidence >= threshold).mean()),
+        "unrecognisable_fraction": float((confidence < threshold).mean()),
+        "estimates": {},
+        "chi_square_vs_real_test": {
+            "argmax": sk.chi_square_two_sample(predicted, real_predicted, n_classes),
+            "confident": sk.chi_square_two_sample(predicted[confidence >= threshold],
+                                                  real_predicted[real_confidence >= threshold], n_classes),
+        },
+    }
+    for name, dist in estimates.items():
+        entry = {"distribution": dist.tolist(),
+                 "distribution_low": np.percentile(replicates[name], 2.5, axis=0).tolist(),
+                 "distribution_high": np.percentile(replicates[name], 97.5, axis=0).tolist()}
+        for figure, value in sk.divergences(dist, reference).items():
+            entry[figure] = value
+            entry[f"{figure}_ci"] = summarise(replicates[f"{name}_{figure}"])
+        entry["perfect_generator_tv_mean"] = float(null[name].mean())
+        entry["perfect_generator_tv_95"] = float(np.percentile(null[name], 95))
+        entry["consistent_with_real"] = bool(entry["tv_ci"]["low"] <= entry["perfect_generator_tv_95"])
+        if planted is not None:
+            entry["tv_to_planted"] = sk.total_variation(dist, planted)
+        result["estimates"][name] = entry
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m audit.skew", description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", required=True)
+    parser.add_argument("--annotator-test", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--truth", default=None)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-json", required=True)
+    parser.add_argument("--out-csv", required=True)
+    parser.add_argument("--out-png", default=None, help="bar plot of real vs GAN class frequencies")
+    args = parser.parse_args(argv)
+    if not 0 <= args.threshold <= 1:
+        raise AuditInputError(f"label.confidence_threshold: must be in [0, 1], got {args.threshold}")
+    if args.bootstrap < 10:
+        raise AuditInputError(f"skew.bootstrap: must be >= 10, got {args.bootstrap}")
+    data = PreparedDataset.open(args.data)
+    labels = load_table(args.labels, ("predicted", "confidence"))
+    test = load_table(args.annotator_test, ("label", "predicted", "confidence"))
+    reference = data.class_distribution()
+    truth = load_json(args.truth) if args.truth else {}
+    planted = np.asarray(truth["class_distribution"]) if "class_distribution" in truth else None
+    result = audit_skew(labels["predicted"].to_numpy(), labels["confidence"].to_numpy(),
+                        test["label"].to_numpy(), test["predicted"].to_numpy(), test["confidence"].to_numpy(),
+                        reference, args.threshold, args.bootstrap, args.seed, planted)
+    rng = np.random.default_rng(args.seed + 2)
+    n_real = int(data.labels.shape[0])
+    result.update({
+        "gan": args.name,
+        "class_names": list(data.class_names),
+        "real_distribution": reference.tolist(),
+        "real_n_images": n_real,
+        # how far the empirical real mix itself may sit from the population it was drawn from
+        "real_sampling_tv_mean": float(np.mean([sk.total_variation(rng.multinomial(n_real, reference) / n_real,
+                                                                   reference) for _ in range(500)])),
+        "annotator_test_n": int(len(test)),
+        "annotator_test_accuracy": float((test["label"] == test["predicted"]).mean()),
+        "planted_distribution": None if planted is None else planted.tolist(),
+    })
+    if "planted_label" in labels.columns:
+        # GAN-test (Shmelkov et al. 2018) for generators that know each sample's class
+        result["annotator_accuracy_on_planted"] = float((labels["planted_label"] == labels["predicted"]).mean())
+    rows = [{"class": c, "source": "real", "frequency": reference[k], "low": np.nan, "high": np.nan}
+            for k, c in enumerate(data.class_names)]
+    if planted is not None:
+        rows += [{"class": c, "source": "planted", "frequency": planted[k], "low": np.nan, "high": np.nan}
+                 for k, c in enumerate(data.class_names)]
+    for name, entry in result["estimates"].items():
+        rows += [{"class": c, "source": f"GAN ({name})", "frequency": entry["distribution"][k],
+                  "low": entry["distribution_low"][k], "high": entry["distribution_high"][k]}
+                 for k, c in enumerate(data.class_names)]
+    table = pd.DataFrame(rows)
+    save_table(args.out_csv, table)
+    if args.out_png:
+        from audit.plots import plot_class_distributions
+
+        plot_class_distributions(table, args.out_png, title=f"{args.name}: class frequencies (95% bootstrap CIs)")
+    save_json(args.out_json, result)
+    for name, entry in result["estimates"].items():
+        extra = f", TV to planted {entry['tv_to_planted']:.4f}" if planted is not None else ""
+        print(f"{args.name} {name}: TV to real {entry['tv']:.4f} [{entry['tv_ci']['low']:.4f}, "
+              f"{entry['tv_ci']['high']:.4f}], perfect-generator 95% {entry['perfect_generator_tv_95']:.4f}{extra}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

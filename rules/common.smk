@@ -1,0 +1,55 @@
+# Config access, output paths and wildcard constraints shared by every rule.
+
+import json
+import sys
+
+from snakemake.utils import validate
+
+from audit.config import check_config
+
+# A violation stops the workflow before any job starts, with one line naming the key;
+# then Snakemake's validate fills the schema's defaults into config.
+check_config(config, workflow.basedir + "/rules/config.schema.yaml",
+             source=" + ".join(str(f) for f in workflow.configfiles) or "config")
+validate(config, "config.schema.yaml")
+
+RESULTS = "results"
+DATASET = config["dataset"]["name"]
+#: every output of one dataset's audit lives under results/<dataset>/
+OUT = f"{RESULTS}/{DATASET}"
+LOGS = f"{RESULTS}/logs/{DATASET}"
+BENCH = f"{RESULTS}/benchmarks/{DATASET}"
+#: threads for heavy (training, inference) jobs; the stages cap torch at the machine's cores
+HEAVY_THREADS = 8
+
+GANS = list(config["gans"])
+TRAINED_TYPES = ("dcgan", "wgan-gp")
+TRAINED_GANS = [g for g, spec in config["gans"].items() if spec["type"] in TRAINED_TYPES]
+
+
+wildcard_constraints:
+    gan="|".join(GANS),
+    trained="|".join(TRAINED_GANS) if TRAINED_GANS else "(?!)",
+
+
+def gan_spec(gan):
+    return config["gans"][gan]
+
+
+def generator_input(wildcards):
+    """A trained GAN's generator file; nothing for the other sample sources."""
+    if gan_spec(wildcards.gan)["type"] in TRAINED_TYPES:
+        return [f"{OUT}/gans/{wildcards.gan}/generator.pt"]
+    return []
+
+
+def cli_options(options):
+    """{key: value} -> '--key value ...' for a stage's argparse flags (JSON for non-scalars)."""
+    parts = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        else:
+            parts += [flag, json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
+    return " ".join(f"'{p}'" if " " in p or "{" in p else p for p in parts)

@@ -1,0 +1,16 @@
+rule prepare:
+    output:
+        images=f"{OUT}/data/images.npy",
+        index=f"{OUT}/data/index.csv",
+        meta=f"{OUT}/data/meta.json",
+    params:
+        splits=" ".join(f"{k}={v}" for k, v in config["dataset"]["splits"].items()),
+        options=" ".join(f"'{k}={json.dumps(v)}'" for k, v in config["dataset"].get("options", {}).items()),
+        seed=config["seed"],
+    log:
+        f"{LOGS}/prepare.log",
+    benchmark:
+        f"{BENCH}/prepare.tsv"
+    shell:
+        "python -m audit.prepare --dataset {DATASET} --out {OUT}/data --seed {params.seed} "
+        "--splits {params.splits} --option {params.options} > {log} 2>&1"

@@ -1,0 +1,16 @@
+rule report:
+    input:
+        annotator=rules.annotator.output.metrics,
+        skew=expand(f"{OUT}/skew/{{gan}}.json", gan=GANS),
+        previews=expand(f"{OUT}/samples/{{gan}}/preview.png", gan=GANS),
+        plots=expand(f"{OUT}/skew/{{gan}}.png", gan=GANS),
+    output:
+        summary=report(f"{OUT}/summary.csv", caption="../report/captions/summary.rst", category="Summary"),
+        html=f"{OUT}/report.html",
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCH}/report.tsv"
+    shell:
+        "python -m audit.report --results {OUT} --gans {GANS} --out-csv {output.summary} "
+        "--out-html {output.html} > {log} 2>&1"
