@@ -28,3 +28,6 @@ rule all:
     input:
         f"{OUT}/report.html",
         f"{OUT}/summary.csv",
+        # Snakemake does not remake a deleted intermediate file while the files made from it
+        # exist; asking for the samples here makes deleting one GAN's samples rerun its branch.
+        expand(f"{OUT}/samples/{{gan}}/samples.npy", gan=GANS),

@@ -124,8 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         "planted_distribution": None if planted is None else planted.tolist(),
     })
     if "planted_label" in labels.columns:
-        # GAN-test (Shmelkov et al. 2018) for generators that know each sample's class
-        result["annotator_accuracy_on_planted"] = float((labels["planted_label"] == labels["predicted"]).mean())
+        # GAN-test (Shmelkov et al. 2018) for generators that know each sample's class; blanks
+        # and other samples of no class (planted_label -1) have no right answer
+        known = labels[labels["planted_label"] >= 0]
+        result["annotator_accuracy_on_planted"] = float((known["planted_label"] == known["predicted"]).mean())
     rows = [{"class": c, "source": "real", "frequency": reference[k], "low": np.nan, "high": np.nan}
             for k, c in enumerate(data.class_names)]
     if planted is not None:

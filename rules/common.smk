@@ -1,6 +1,7 @@
 # Config access, output paths and wildcard constraints shared by every rule.
 
 import json
+import shlex
 import sys
 
 from snakemake.utils import validate
@@ -37,9 +38,13 @@ def gan_spec(gan):
 
 
 def generator_input(wildcards):
-    """A trained GAN's generator file; nothing for the other sample sources."""
-    if gan_spec(wildcards.gan)["type"] in TRAINED_TYPES:
+    """A trained GAN's generator file, an external GAN's file or folder (so Snakemake tracks
+    it and reports it missing before any job); nothing for planted generators."""
+    spec = gan_spec(wildcards.gan)
+    if spec["type"] in TRAINED_TYPES:
         return [f"{OUT}/gans/{wildcards.gan}/generator.pt"]
+    if "path" in spec:
+        return [directory(spec["path"]) if spec["type"] == "folder" else spec["path"]]
     return []
 
 

@@ -32,8 +32,9 @@ rule sample:
         preview=report(f"{OUT}/samples/{{gan}}/preview.png", caption="../report/captions/preview.rst",
                        category="Samples", subcategory="{gan}"),
     params:
-        spec=lambda w: json.dumps(gan_spec(w.gan)),
-        checkpoint=lambda w, input: f"--checkpoint {input.generator[0]}" if input.generator else "",
+        spec=lambda w: shlex.quote(json.dumps(gan_spec(w.gan))),
+        checkpoint=lambda w: f"--checkpoint {OUT}/gans/{w.gan}/generator.pt"
+        if gan_spec(w.gan)["type"] in TRAINED_TYPES else "",
         n=config["samples"]["n"],
         seed=config["seed"],
         device=config["device"],
@@ -43,6 +44,6 @@ rule sample:
     benchmark:
         f"{BENCH}/sample/{{gan}}.tsv"
     shell:
-        "python -m audit.sample --name {wildcards.gan} --spec '{params.spec}' --data {OUT}/data "
+        "python -m audit.sample --name {wildcards.gan} --spec {params.spec} --data {OUT}/data "
         "--out {OUT}/samples/{wildcards.gan} --n {params.n} --seed {params.seed} {params.checkpoint} "
         "--device {params.device} --threads {threads} > {log} 2>&1"

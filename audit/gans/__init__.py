@@ -15,11 +15,19 @@ import numpy as np
 
 from audit.io import AuditInputError
 
-#: type -> "module:factory"; a factory takes (name, options, context) and returns a Sampler.
+#: type -> "module:factory"; a factory takes (name, kind, options, context) and returns a Sampler.
 SAMPLER_TYPES = {
     "dcgan": "audit.gans.trained:make_trained",
     "wgan-gp": "audit.gans.trained:make_trained",
     "resample": "audit.gans.planted:make_resample",
+    "memoriser": "audit.gans.planted:make_memoriser",
+    "lowrank": "audit.gans.planted:make_lowrank",
+    "dropmodes": "audit.gans.planted:make_dropmodes",
+    "blank": "audit.gans.planted:make_blank",
+    "folder": "audit.gans.external:make_folder",
+    "array": "audit.gans.external:make_array",
+    "torchscript": "audit.gans.external:make_torchscript",
+    "python": "audit.gans.external:make_python",
 }
 
 #: GAN types trained inside the DAG (they need a ``train_gan`` job before sampling).

@@ -2,9 +2,21 @@
 
 They draw only from the real ``pool`` split, which no evaluation uses (see
 :data:`audit.data.base.SPLITS`), so a control never shares images with what measures it.
+
+``resample``   pool images with a set class distribution (truth: ``class_distribution``)
+``memoriser``  k distinct pool images, each re-emitted with small pixel noise (``support_size``)
+``lowrank``    pool images projected onto the top-r principal components of the pool (``rank``)
+``dropmodes``  pool images of only some classes, real proportions among them
+               (``class_distribution``, ``kept_classes``)
+``blank``      a set fraction of blank images mixed with pool images (``blank_fraction``)
+
+Every one is deterministic for a given ``seed`` and draws through :func:`quota_resample`, so
+class counts are realised exactly (largest remainder), not only in expectation.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -49,6 +61,32 @@ def quota_counts(probs: np.ndarray, n: int) -> np.ndarray:
     return counts
 
 
+def pool_members(name: str, data, probs: np.ndarray) -> list[np.ndarray]:
+    """Row indices of the pool images of each class; an error if a class with ``probs > 0`` has none."""
+    rows = data.rows(SOURCE_SPLIT)
+    members = [rows[data.labels[rows] == k] for k in range(data.n_classes)]
+    empty = [data.class_names[k] for k in range(data.n_classes) if probs[k] > 0 and members[k].size == 0]
+    if empty:
+        raise AuditInputError(f"gans.{name}: the pool split has no images of class(es) {empty}")
+    return members
+
+
+def quota_resample(rng: np.random.Generator, members: list[np.ndarray], probs: np.ndarray,
+                   n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one resampling step of every planted generator.
+
+    Draws exactly ``quota_counts(probs, n)[k]`` items from ``members[k]`` (with replacement
+    within the group), then shuffles. Returns (chosen items, group index of each), both (n,).
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    counts = quota_counts(probs, n)
+    chosen = np.concatenate([rng.choice(members[k], c) for k, c in enumerate(counts) if c])
+    groups = np.concatenate([np.full(c, k) for k, c in enumerate(counts) if c])
+    order = rng.permutation(n)
+    return chosen[order], groups[order]
+
+
 def make_resample(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
     """The planted ``skewed`` control: pool images resampled with a set class distribution.
 
@@ -58,19 +96,267 @@ def make_resample(name: str, kind: str, options: dict, context: SamplerContext) 
     """
     data = context.data
     probs = planted_class_distribution(name, options, data.class_distribution())
-    rows = data.rows(SOURCE_SPLIT)
-    members = [rows[data.labels[rows] == k] for k in range(data.n_classes)]
-    empty = [data.class_names[k] for k in range(data.n_classes) if probs[k] > 0 and members[k].size == 0]
-    if empty:
-        raise AuditInputError(f"gans.{name}: the pool split has no images of class(es) {empty}")
+    members = pool_members(name, data, probs)
 
     def sample(n: int, seed: int) -> SampleBatch:
-        rng = np.random.default_rng(seed)
-        counts = quota_counts(probs, n)
-        chosen = np.concatenate([rng.choice(members[k], c) for k, c in enumerate(counts) if c])
-        labels = np.concatenate([np.full(c, k) for k, c in enumerate(counts) if c])
-        order = rng.permutation(n)
-        chosen, labels = chosen[order], labels[order]
+        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
         return SampleBatch(np.asarray(data.images[chosen]), labels)
 
     return Sampler(name, sample, truth={"class_distribution": probs.tolist(), "source_split": SOURCE_SPLIT})
+
+
+# --- option checks shared by the planted generators --------------------------------------------
+
+def check_option_names(name: str, options: dict, allowed: tuple[str, ...]) -> None:
+    """A typo in an option (``noise_sd``) is an error, not a silent default."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise AuditInputError(f"gans.{name}: unknown option(s) {', '.join(unknown)}; "
+                              f"expected {', '.join(allowed) or 'none'}")
+
+
+def int_option(name: str, options: dict, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise AuditInputError(f"gans.{name}.{key}: expected an integer {bounds}, got {value!r}")
+    return value
+
+
+def number_option(name: str, options: dict, key: str, default: float, minimum: float,
+                  maximum: float | None = None) -> float:
+    value = options.get(key, default)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value)
+            or value < minimum or (maximum is not None and value > maximum)):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise AuditInputError(f"gans.{name}.{key}: expected a number {bounds}, got {value!r}")
+    return float(value)
+
+
+def choice_option(name: str, options: dict, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = options.get(key, default)
+    if value not in choices:
+        raise AuditInputError(f"gans.{name}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+CHUNK = 1024  # images per block when a generator computes in float (bounds memory at any n)
+
+
+# --- memoriser ----------------------------------------------------------------------------------
+
+def distinct_rows(data, rows: np.ndarray) -> np.ndarray:
+    """The rows of ``rows`` whose pixels differ from every earlier row's (first occurrence kept)."""
+    seen, keep = set(), []
+    for start in range(0, rows.size, CHUNK):
+        block = np.ascontiguousarray(data.images[rows[start:start + CHUNK]])
+        for row, image in zip(rows[start:start + CHUNK], block):
+            digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+            if digest not in seen:
+                seen.add(digest)
+                keep.append(row)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def make_memoriser(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
+    """The planted memoriser: a support of exactly ``k`` real images.
+
+    ``sample(n, seed)`` picks ``k`` distinct pool images with the seed (distinct in pixels, not
+    only in row), emits each of them ``n // k`` or ``n // k + 1`` times (quota), adds independent
+    Gaussian noise of standard deviation ``noise_std`` grey levels to every pixel, clips to
+    [0, 255] and rounds to uint8. ``planted_labels`` is the class of each sample's source image.
+    Asking for fewer than ``k`` samples is an error: the planted support would not be realised.
+    """
+    check_option_names(name, options, ("k", "noise_std"))
+    data = context.data
+    k = int_option(name, options, "k", 50, minimum=1)
+    noise_std = number_option(name, options, "noise_std", 2.0, minimum=0)
+    candidates = distinct_rows(data, data.rows(SOURCE_SPLIT))
+    if k > candidates.size:
+        raise AuditInputError(f"gans.{name}.k: {k} exceeds the {candidates.size} distinct images of the pool split")
+    uniform = np.full(k, 1.0 / k)
+
+    def sample(n: int, seed: int) -> SampleBatch:
+        if n < k:
+            raise AuditInputError(f"gans.{name}: asked for {n} samples, fewer than k={k}; "
+                                  "the planted support would not be realised")
+        rng = np.random.default_rng(seed)
+        sources = rng.choice(candidates, k, replace=False)
+        chosen, _ = quota_resample(rng, [sources[i:i + 1] for i in range(k)], uniform, n)
+        images = np.empty((n, *data.images.shape[1:]), dtype=np.uint8)
+        for start in range(0, n, CHUNK):
+            block = np.asarray(data.images[chosen[start:start + CHUNK]], dtype=np.float64)
+            block += rng.normal(0.0, noise_std, size=block.shape) if noise_std > 0 else 0.0
+            images[start:start + CHUNK] = np.rint(np.clip(block, 0, 255))
+        return SampleBatch(images, data.labels[chosen])
+
+    return Sampler(name, sample, truth={"support_size": k, "noise_std": noise_std, "source_split": SOURCE_SPLIT})
+
+
+# --- lowrank ------------------------------------------------------------------------------------
+
+def top_components(centred: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """(d, r) orthonormal top-r principal directions of the (m, d) centred matrix, and the r
+    leading eigenvalues of ``centred.T @ centred``. Uses the m x m Gram matrix when m <= d (an
+    image set is usually fewer images than pixels), the d x d scatter matrix otherwise."""
+    m, d = centred.shape
+    if m <= d:
+        values, vectors = np.linalg.eigh(centred @ centred.T)
+        values, vectors = values[::-1][:r], vectors[:, ::-1][:, :r]
+        if values[-1] <= 1e-10 * values[0]:
+            return None, values
+        basis = centred.T @ (vectors / np.sqrt(values))
+    else:
+        values, basis = np.linalg.eigh(centred.T @ centred)
+        values, basis = values[::-1][:r], basis[:, ::-1][:, :r]
+        if values[-1] <= 1e-10 * values[0]:
+            return None, values
+    basis, _ = np.linalg.qr(basis)  # exactly orthonormal; same span
+    return basis, values
+
+
+def make_lowrank(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
+    """The planted low-rank generator: pool images on an r-dimensional affine subspace.
+
+    PCA is fitted on the **pool** split (the same images the samples come from; never train,
+    val or test): pixels as float64 in [0, 1], flattened to d = H*W*C, at most ``fit_images``
+    images (default 2,000; evenly spaced over the pool rows when the pool is larger, so the fit
+    does not depend on the sample seed). A sample is a pool image x (drawn with the real class
+    proportions, quota as in ``resample``) mapped to ``mean + V_r V_r^T (x - mean)``.
+
+    The projections leave [0, 1] (e.g. below 0 on black backgrounds). ``out_of_range``:
+
+    * ``rescale`` (default): one affine map ``(p - lo) / (hi - lo)`` for every pixel of every
+      sample, with lo = min(0, min projection) and hi = max(1, max projection) over the whole
+      projected pool, fixed when the sampler is built. An affine map of the values keeps the
+      samples on an r-dimensional affine subspace, so the rank is exact up to the uint8
+      rounding (contrast drops by a factor hi - lo, ~1.7 on digits).
+    * ``clip``: clip to [0, 1]. Keeps contrast but adds directions wherever it clips (on
+      digits at r = 10 the (r+1)-th singular value is 17% of the r-th, against <1% rescaled).
+
+    Then ``rint(255 * p)`` to uint8. ``planted_labels``: the class of each source image.
+    """
+    check_option_names(name, options, ("rank", "fit_images", "out_of_range"))
+    data = context.data
+    r = int_option(name, options, "rank", 10, minimum=1)
+    fit_images = int_option(name, options, "fit_images", 2000, minimum=2)
+    mode = choice_option(name, options, "out_of_range", "rescale", ("rescale", "clip"))
+    shape = data.images.shape[1:]
+    d = int(np.prod(shape))
+    rows = data.rows(SOURCE_SPLIT)
+    fit_rows = rows if rows.size <= fit_images else rows[np.linspace(0, rows.size - 1, fit_images).round().astype(int)]
+    if r > min(fit_rows.size - 1, d - 1):
+        raise AuditInputError(f"gans.{name}.rank: {r} must be below both the pixels per image ({d}) "
+                              f"and the images the PCA is fitted on ({fit_rows.size})")
+    pixels = np.asarray(data.images[fit_rows], dtype=np.float64).reshape(fit_rows.size, d) / 255.0
+    mean = pixels.mean(axis=0)
+    pixels -= mean
+    basis, values = top_components(pixels, r)
+    del pixels
+    if basis is None:
+        raise AuditInputError(f"gans.{name}.rank: the pool images span fewer than {r} directions")
+
+    def project(images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, dtype=np.float64).reshape(images.shape[0], d) / 255.0 - mean
+        return mean + (x @ basis) @ basis.T
+
+    lo, hi = 0.0, 1.0
+    if mode == "rescale":
+        for start in range(0, rows.size, CHUNK):
+            p = project(data.images[rows[start:start + CHUNK]])
+            lo, hi = min(lo, float(p.min())), max(hi, float(p.max()))
+    probs = data.class_distribution()
+    members = pool_members(name, data, probs)
+
+    def sample(n: int, seed: int) -> SampleBatch:
+        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
+        images = np.empty((n, *shape), dtype=np.uint8)
+        for start in range(0, n, CHUNK):
+            p = project(data.images[chosen[start:start + CHUNK]])
+            p = (p - lo) / (hi - lo) if mode == "rescale" else p
+            images[start:start + CHUNK] = np.rint(255.0 * np.clip(p, 0.0, 1.0)).reshape(-1, *shape)
+        return SampleBatch(images, labels)
+
+    return Sampler(name, sample, truth={"rank": r, "source_split": SOURCE_SPLIT, "pca_split": SOURCE_SPLIT,
+                                        "pca_images": int(fit_rows.size), "out_of_range": mode,
+                                        "value_range": [lo, hi]})
+
+
+# --- dropmodes ----------------------------------------------------------------------------------
+
+def make_dropmodes(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
+    """The planted mode dropper: pool images of the kept classes only.
+
+    ``keep_classes: [i, ..]`` (class indices) or ``n_classes_kept: m`` (classes 0..m-1), not
+    both. The planted distribution is the real class proportions restricted to the kept classes
+    and renormalised; it is realised exactly (quota, as in ``resample``).
+    """
+    check_option_names(name, options, ("keep_classes", "n_classes_kept"))
+    data = context.data
+    n_classes = data.n_classes
+    if ("keep_classes" in options) == ("n_classes_kept" in options):
+        raise AuditInputError(f"gans.{name}: set exactly one of keep_classes (class indices) or n_classes_kept")
+    if "keep_classes" in options:
+        kept = options["keep_classes"]
+        if (not isinstance(kept, list) or not kept or len(set(kept)) != len(kept)
+                or any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n_classes for k in kept)):
+            raise AuditInputError(f"gans.{name}.keep_classes: expected distinct class indices in [0, {n_classes}), "
+                                  f"got {kept!r}")
+        kept = sorted(kept)
+    else:
+        kept = list(range(int_option(name, options, "n_classes_kept", 0, minimum=1, maximum=n_classes)))
+    real = planted_class_distribution(name, {}, data.class_distribution())
+    probs = np.zeros(n_classes)
+    probs[kept] = real[kept]
+    if probs.sum() == 0:
+        raise AuditInputError(f"gans.{name}: the kept classes {kept} have no real images")
+    probs /= probs.sum()
+    members = pool_members(name, data, probs)
+
+    def sample(n: int, seed: int) -> SampleBatch:
+        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
+        return SampleBatch(np.asarray(data.images[chosen]), labels)
+
+    return Sampler(name, sample, truth={"class_distribution": probs.tolist(), "kept_classes": kept,
+                                        "source_split": SOURCE_SPLIT})
+
+
+# --- blank --------------------------------------------------------------------------------------
+
+def make_blank(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
+    """The planted failure: a set fraction of blank images among real pool images.
+
+    Of n samples exactly ``quota_counts([f, 1 - f], n)[0]`` (f * n to the nearest image) are
+    blank, the rest are pool images with the real class proportions (quota). ``blank_kind``:
+    ``noise`` (every pixel and channel uniform in 0..255, independently) or ``constant``
+    (every pixel ``blank_level``, default 128). Blanks and real images are shuffled together;
+    ``planted_labels`` is -1 for a blank and the class for a real image.
+    """
+    check_option_names(name, options, ("blank_fraction", "blank_kind", "blank_level"))
+    data = context.data
+    fraction = number_option(name, options, "blank_fraction", 0.2, minimum=0, maximum=1)
+    blank_kind = choice_option(name, options, "blank_kind", "noise", ("noise", "constant"))
+    if blank_kind == "noise" and "blank_level" in options:
+        raise AuditInputError(f"gans.{name}.blank_level: only applies to blank_kind: constant")
+    level = int_option(name, options, "blank_level", 128, minimum=0, maximum=255)
+    probs = data.class_distribution()
+    members = pool_members(name, data, probs)
+    shape = data.images.shape[1:]
+
+    def sample(n: int, seed: int) -> SampleBatch:
+        rng = np.random.default_rng(seed)
+        n_blank = int(quota_counts(np.array([fraction, 1.0 - fraction]), n)[0])
+        chosen, labels = quota_resample(rng, members, probs, n - n_blank)
+        if blank_kind == "noise":
+            blanks = rng.integers(0, 256, size=(n_blank, *shape), dtype=np.uint8)
+        else:
+            blanks = np.full((n_blank, *shape), level, dtype=np.uint8)
+        images = np.concatenate([blanks, np.asarray(data.images[chosen])])
+        labels = np.concatenate([np.full(n_blank, -1, dtype=np.int64), labels])
+        order = rng.permutation(n)
+        return SampleBatch(images[order], labels[order])
+
+    truth = {"blank_fraction": fraction, "blank_kind": blank_kind, "source_split": SOURCE_SPLIT}
+    if blank_kind == "constant":
+        truth["blank_level"] = level
+    return Sampler(name, sample, truth=truth)

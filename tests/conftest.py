@@ -1,0 +1,43 @@
+"""Shared fixtures: a prepared digits dataset and a runner for the Snakemake workflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SPLITS = {"train": 0.45, "val": 0.1, "pool": 0.2, "test": 0.25}
+
+
+@pytest.fixture(scope="session")
+def digits_prepared(tmp_path_factory):
+    """The digits dataset prepared once per test session (read-only for tests)."""
+    from audit.data.digits import load
+    from audit.data.store import prepare
+
+    return prepare(load(), tmp_path_factory.mktemp("digits") / "data", DEFAULT_SPLITS, seed=0, progress=False)
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with ``config`` written to workdir/config.yaml."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(workdir / "config.yaml"), *args],
+        cwd=workdir, env=env, capture_output=True, text=True,
+    )
+    if check and result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "results" / "logs").rglob("*.log")))
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stderr[-5000:]}\n{logs}")
+    return result
