@@ -1,0 +1,264 @@
+"""Covariance spectra (audit.metrics.spectrum): hand-checked values and a planted low-rank GAN."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.io import AuditInputError, run_cli
+from audit.metrics import spectrum as sp
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny matrices: one thread avoids OpenMP spin-waiting on a shared, busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+# --------------------------------------------------------------------------------------------
+# hand-checked values
+
+
+def test_two_pixel_covariance_by_hand():
+    # three 1x2 grey images, pixels in [0, 1]: (0, 0), (1, 1), (1, 0)
+    images = np.array([[0, 0], [255, 255], [255, 0]], dtype=np.uint8).reshape(3, 1, 2, 1)
+    # mean (2/3, 1/3); deviations x: (-2/3, 1/3, 1/3), y: (-1/3, 2/3, -1/3); divide by N - 1 = 2
+    # var x = (4 + 1 + 1) / 9 / 2 = 1/3, var y = 1/3, cov = (2 + 2 - 1) / 9 / 2 = 1/6
+    cov, mean = sp.streaming_covariance(images, chunk_size=2, return_mean=True)
+    np.testing.assert_allclose(cov, [[1 / 3, 1 / 6], [1 / 6, 1 / 3]], atol=1e-15)
+    np.testing.assert_allclose(mean, [2 / 3, 1 / 3], atol=1e-15)
+    eigs = sp.eigenspectrum(cov)  # 1/3 +- 1/6
+    np.testing.assert_allclose(eigs, [1 / 2, 1 / 6], atol=1e-15)
+    # p = (3/4, 1/4): exp(-(3/4 ln 3/4 + 1/4 ln 1/4)) = 4 / 3^(3/4)
+    assert sp.effective_rank(eigs) == pytest.approx(4 / 3**0.75, rel=1e-12)
+    assert sp.components_for_variance(eigs, 0.75) == 1
+    assert sp.components_for_variance(eigs, 0.90) == 2
+
+
+def test_effective_rank_and_variance_counts():
+    for k in (1, 3, 10, 257):
+        assert sp.effective_rank(np.r_[np.full(k, 0.7), np.zeros(5)]) == pytest.approx(k, rel=1e-12)
+    assert sp.effective_rank(np.zeros(4)) == 0.0
+    eigs = np.array([5.0, 3.0, 1.0, 0.5, 0.5])  # cumulative fractions .5 .8 .9 .95 1
+    assert sp.components_for_variance(eigs, 0.8) == 2
+    assert sp.components_for_variance(eigs, 0.9) == 3
+    assert sp.components_for_variance(eigs, 0.99) == 5
+    assert sp.components_for_variance(np.full(10, 2.0), 0.9) == 9  # exactly 90%, despite rounding
+    # truncated spectrum with the trace given: top 3 of total 20 never reach 90%
+    assert sp.components_for_variance(eigs[:3], 0.9, total=20.0) is None
+    assert sp.components_for_variance(eigs[:3], 0.4, total=20.0) == 2
+
+
+def test_noise_floor_and_dropped_counts():
+    q = 1 / (12 * 255**2)
+    assert sp.quantisation_noise_floor(100, 100, factor=1.0) == pytest.approx(4 * q)  # (1 + 1)^2
+    floor = sp.quantisation_noise_floor(400, 100)  # 4 q (1 + 1/2)^2 = 9 q
+    assert floor == pytest.approx(9 * q)
+    assert sp.directions_above_noise_floor(np.array([1.0, 10 * q, 8 * q, q, 0.0]), 400, 100) == 2
+    ratio = np.array([1.0, 0.5, 0.09, 0.2, 0.0, np.nan, 0.01])
+    assert sp.dropped_directions(ratio) == 3
+    assert sp.dropped_directions(ratio, significant=4) == 1
+    assert sp.dropped_directions(ratio, threshold=0.6, significant=3) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# streamed covariance and spectra against numpy
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 299, 5000])
+@pytest.mark.parametrize("block_size", [5, 2048])
+def test_streaming_covariance_matches_np_cov(chunk_size, block_size):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(299, 3, 4, 3), dtype=np.uint8)
+    reference = np.cov(images.reshape(299, -1) / 255.0, rowvar=False)  # ddof=1: N - 1
+    cov = sp.streaming_covariance(images, chunk_size=chunk_size, block_size=block_size)
+    assert cov.shape == (36, 36)
+    np.testing.assert_allclose(cov, reference, rtol=0, atol=1e-6)
+    assert np.abs(cov - reference).max() < 1e-12  # the exact-integer float32 path
+    floats = sp.streaming_covariance(images / 255.0, chunk_size=chunk_size, block_size=block_size)
+    np.testing.assert_allclose(floats, reference, rtol=0, atol=1e-12)
+
+
+def test_streaming_covariance_memmap_and_offset_data(tmp_path):
+    # near-constant bright pixels: the case where naive float32 sums of squares cancel badly
+    rng = np.random.default_rng(2)
+    images = (250 + rng.integers(0, 6, size=(3000, 2, 2, 3))).astype(np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    reference = np.cov(images.reshape(3000, -1).astype(np.float64) / 255.0, rowvar=False)
+    np.testing.assert_allclose(sp.streaming_covariance(mm, chunk_size=1000), reference, rtol=0, atol=1e-14)
+
+
+def test_top_eigenspectrum_matches_full():
+    images, _ = _correlated_uint8(n=2000, side=12, seed=3)
+    cov = sp.streaming_covariance(images)
+    full = sp.eigenspectrum(cov)
+    top = sp.top_eigenspectrum(images, 20, chunk_size=512, return_vectors=True)
+    assert top.k == 20 and top.eigenvalues.shape == (20,) and top.eigenvectors.shape == (144, 20)
+    assert "k=20" in top.method
+    np.testing.assert_allclose(top.eigenvalues, full[:20], rtol=1e-3)
+    assert top.total_variance == pytest.approx(np.trace(cov), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [7, 25])  # subset (syevr) and all-vectors (syevd) paths
+def test_top_eigenvectors_match_full_eigh(m):
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(300, 40)) * np.linspace(3, 0.1, 40)
+    cov = np.cov(a, rowvar=False)
+    full_values, full_vectors = sp.eigenspectrum(cov, return_vectors=True)
+    values, vectors = sp.top_eigenvectors(cov.copy(), m, overwrite=True)
+    assert values.shape == (m,) and vectors.shape == (40, m)
+    np.testing.assert_allclose(values, full_values[:m], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(np.sum(vectors * full_vectors[:, :m], axis=0)), 1.0, atol=1e-10)
+
+
+def test_directional_variance_ratio_streamed_and_from_cov():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(500, 12)) @ rng.normal(size=(12, 12))
+    gan = 0.5 * real + 3.0  # half the spread in every direction: ratio 1/4
+    cov = sp.streaming_covariance(real)
+    eigs, vecs = sp.eigenspectrum(cov, return_vectors=True)
+    streamed = sp.directional_variance_ratio(gan, vecs, eigs, chunk_size=37)
+    from_cov = sp.directional_variance_ratio(None, vecs, eigs, gan_cov=sp.streaming_covariance(gan))
+    np.testing.assert_allclose(streamed, 0.25, rtol=1e-9)
+    np.testing.assert_allclose(from_cov, 0.25, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# planted truth: a GAN that keeps exactly r real principal directions
+
+
+def _correlated_uint8(n: int, side: int, seed: int):
+    """Smooth random images: Gaussian with a decaying spectrum around mid-grey, quantised."""
+    rng = np.random.default_rng(seed)
+    d = side * side
+    basis, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    scales = 40.0 * np.exp(-np.arange(d) / 12.0) + 2.0  # grey levels
+    x = 128.0 + (rng.normal(size=(n, d)) * scales) @ basis.T
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(n, side, side, 1), d
+
+
+def _digits_uint8():
+    from sklearn.datasets import load_digits
+
+    return np.rint(load_digits().images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+
+
+def _lowrank_gan(real: np.ndarray, r: int) -> np.ndarray:
+    """Project real images on their top-r principal components and re-quantise to uint8.
+
+    The projection is shrunk towards mid-grey just enough to fit in [0, 1]: clipping is a
+    non-linearity that would leak variance into other directions, the affine shrink keeps the
+    rank at exactly r (the ratio along kept directions becomes shrink^2).
+    """
+    n = real.shape[0]
+    x = real.reshape(n, -1) / 255.0
+    mean = x.mean(0)
+    _, vecs = np.linalg.eigh(np.cov(x, rowvar=False))
+    top = vecs[:, ::-1][:, :r]
+    projected = (x - mean) @ top @ top.T + mean
+    shrink = min(1.0, 0.5 / (0.5 - projected.min()), 0.5 / (projected.max() - 0.5))
+    projected = 0.5 + shrink * (projected - 0.5)
+    return np.rint(projected * 255).astype(np.uint8).reshape(real.shape)
+
+
+@pytest.mark.parametrize("source", ["digits", "gaussian"])
+def test_planted_lowrank_generator_recovered(source):
+    r = 10
+    real = _digits_uint8() if source == "digits" else _correlated_uint8(n=4000, side=12, seed=5)[0]
+    gan = _lowrank_gan(real, r)
+    result = sp.analyse_spectra(real, gan)
+    s = result.summary
+    assert s["method"] == "full-eigh" and s["k"] == s["d"] == real[0].size
+    # effective number of GAN directions = eigenvalues above the rounding-noise floor
+    assert abs(s["directions_gan"] - r) <= 0.1 * r
+    assert s["directions_real"] > 2 * r
+    assert s["significant_real_directions"] > r
+    assert s["dropped_directions"] >= s["significant_real_directions"] - r
+    assert s["effective_rank_gan"] < s["effective_rank_real"]
+    # the first r real directions are kept (ratio = shrink^2 > threshold), the rest dropped
+    assert np.all(result.ratio[:r] > s["dropped_threshold"])
+    assert np.all(result.ratio[r:] < s["dropped_threshold"])
+
+
+def test_no_false_alarm_for_independent_real_samples():
+    real = _digits_uint8()
+    half = real.shape[0] // 2
+    s = sp.spectrum_summary(real[:half], real[half:])
+    assert s["dropped_directions"] == 0
+    assert 0.7 < s["median_variance_ratio"] < 1.4
+    assert abs(s["directions_gan"] - s["directions_real"]) <= 2
+
+
+def test_randomized_path_agrees_with_full():
+    real, _ = _correlated_uint8(n=1500, side=12, seed=6)
+    gan = _lowrank_gan(real, 8)
+    full = sp.analyse_spectra(real, gan)
+    rand = sp.analyse_spectra(real, gan, max_full_d=100, k=60)
+    s = rand.summary
+    assert s["method"].startswith("randomized") and s["k"] == 60 and s["truncated"]
+    np.testing.assert_allclose(rand.real_eigs[:30], full.real_eigs[:30], rtol=1e-3)
+    np.testing.assert_allclose(rand.gan_eigs[:8], full.gan_eigs[:8], rtol=1e-6)
+    for key in ("n90_real", "n90_gan", "n99_gan", "directions_gan"):
+        assert s[key] == full.summary[key], key
+    # n99_real lies beyond the top 60, so only the top 60 count as significant
+    assert s["n99_real"] is None and full.summary["n99_real"] > 60
+    assert s["significant_real_directions"] == 60
+    assert s["dropped_directions"] == sp.dropped_directions(full.ratio, significant=60)
+
+
+# --------------------------------------------------------------------------------------------
+# table, plot, files and CLI
+
+
+def test_table_and_plot(tmp_path):
+    table = sp.spectrum_table(np.array([3.0, 1.0]), {"a": np.array([1.0, 1.0]), "b": np.array([2.0])})
+    assert list(table.columns) == ["index", "real", "a", "b"]
+    np.testing.assert_allclose(table["real"], [0.75, 0.25])
+    assert table["b"].iloc[0] == 1.0 and math.isnan(table["b"].iloc[1])
+    sp.plot_spectra(table, tmp_path / "s.png", floors={"real": 0.1})
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_cli_writes_outputs(tmp_path):
+    real = _digits_uint8()[:600]
+    np.save(tmp_path / "real.npy", real)
+    np.save(tmp_path / "gan.npy", _lowrank_gan(real, 6))
+    out = {ext: tmp_path / "out" / f"spectrum.{ext}" for ext in ("json", "csv", "png")}
+    sp.main(
+        ["--real", str(tmp_path / "real.npy"), "--gan", str(tmp_path / "gan.npy"),
+         "--out-json", str(out["json"]), "--out-csv", str(out["csv"]), "--out-png", str(out["png"]),
+         "--threads", "1", "--max-samples", "500", "--seed", "3"]
+    )  # fmt: skip
+    summary = json.loads(out["json"].read_text())
+    assert summary["n_real"] == 500 and summary["n_gan"] == 500 and summary["d"] == 64
+    assert summary["directions_gan"] == 6
+    table = pd.read_csv(out["csv"])
+    assert list(table.columns) == ["index", "real", "gan"] and len(table) == 64
+    assert table["real"].sum() == pytest.approx(1.0)
+    assert out["png"].stat().st_size > 1000
+
+
+def test_cli_rejects_shape_mismatch(tmp_path, capsys):
+    np.save(tmp_path / "real.npy", np.zeros((5, 8, 8, 1), np.uint8))
+    np.save(tmp_path / "gan.npy", np.zeros((5, 8, 8, 3), np.uint8))
+    argv = ["--real", str(tmp_path / "real.npy"), "--gan", str(tmp_path / "gan.npy"),
+            "--out-json", str(tmp_path / "x.json"), "--out-csv", str(tmp_path / "x.csv"),
+            "--out-png", str(tmp_path / "x.png")]  # fmt: skip
+    with pytest.raises(AuditInputError):
+        sp.main(argv)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(sp.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "real.npy" in err and "gan.npy" in err
+    assert not (tmp_path / "x.json").exists()
