@@ -4,7 +4,7 @@
         --loss dcgan --steps 2000 --seed 0 --threads 2
 
 Outputs in ``--out``: ``generator.pt`` (the trained generator), ``losses.csv`` (step, d_loss,
-g_loss), ``losses.png``. Training state goes to ``checkpoint.pt`` every ``--checkpoint-every``
+g_loss), ``losses.png``, ``interpolation.png`` (8 latent interpolation strips of 10 steps). Training state goes to ``checkpoint.pt`` every ``--checkpoint-every``
 steps; it is not a declared output, so Snakemake keeps it after a kill and the rerun resumes
 from it (a checkpoint of a different configuration is ignored).
 """
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, flag) < 1:
             raise AuditInputError(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
     configure_torch(args.threads, args.seed)
-    from audit.models.gan import save_generator, train_gan
+    from audit.models.gan import interpolation_strips, load_generator, save_generator, train_gan
+    from audit.sample import save_grid
     from audit.plots import plot_lines
 
     data = PreparedDataset.open(args.data)
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
                         critic_steps=args.critic_steps, checkpoint_every=args.checkpoint_every, seed=args.seed,
                         device=resolve_device(args.device))
     save_generator(out / "checkpoint.pt", out / "generator.pt")
+    strips = interpolation_strips(load_generator(out / "generator.pt"), n_rows=8, n_steps=10, seed=args.seed)
+    save_grid(strips, out / "interpolation.png", nrow=10)
     losses = pd.DataFrame(history)
     save_table(out / "losses.csv", losses)
     smooth = max(1, len(losses) // 100)

@@ -6,6 +6,9 @@ rule train_gan:
         losses=f"{OUT}/gans/{{trained}}/losses.csv",
         plot=report(f"{OUT}/gans/{{trained}}/losses.png", caption="../report/captions/losses.rst",
                     category="GAN training", subcategory="{trained}"),
+        interpolation=report(f"{OUT}/gans/{{trained}}/interpolation.png",
+                             caption="../report/captions/interpolation.rst",
+                             category="GAN training", subcategory="{trained}"),
     params:
         options=lambda w: cli_options({k: v for k, v in gan_spec(w.trained).items() if k != "type"}),
         loss=lambda w: gan_spec(w.trained)["type"],

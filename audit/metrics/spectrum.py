@@ -73,6 +73,7 @@ memory) and reports the k it used.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import math
 from dataclasses import dataclass
 from typing import Iterator, Mapping
@@ -711,10 +712,22 @@ def spectrum_files(
     max_samples: int | None = None,
     seed: int = 0,
     gan_label: str = "gan",
+    real_split: str = "test",
     **kwargs,
 ) -> dict:
-    """Read two uint8 (N, H, W, C) ``.npy`` files, write summary JSON, spectra CSV and plot."""
-    real = load_images(real_path)
+    """Read two uint8 (N, H, W, C) image sets, write summary JSON, spectra CSV and plot.
+
+    ``real_path`` is a ``.npy`` file or a prepared dataset directory, of which ``real_split``
+    is used (read lazily from the memmap).
+    """
+    if Path(real_path).is_dir():
+        from audit.data.store import PreparedDataset
+
+        dataset = PreparedDataset.open(real_path)
+        real = _RowSubset(dataset.images, dataset.rows(real_split))
+        real_path = f"{real_path} ({real_split} split)"
+    else:
+        real = load_images(real_path)
     gan = load_images(gan_path)
     if real.shape[1:] != gan.shape[1:]:
         raise AuditInputError(
@@ -755,7 +768,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m audit.metrics.spectrum",
         description="Pixel-covariance spectra of real vs GAN samples; counts dropped real directions.",
     )
-    parser.add_argument("--real", required=True, help="prepared real split, uint8 (N, H, W, C) .npy")
+    parser.add_argument("--real", required=True,
+                        help="real images: uint8 (N, H, W, C) .npy, or a prepared dataset directory")
+    parser.add_argument("--real-split", default="test", help="split of a prepared dataset directory")
     parser.add_argument("--gan", required=True, help="GAN samples, uint8 (N, H, W, C) .npy")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-csv", required=True)
@@ -786,6 +801,7 @@ def main(argv: list[str] | None = None) -> None:
         max_samples=args.max_samples,
         seed=args.seed,
         gan_label=args.label,
+        real_split=args.real_split,
         threshold=args.threshold,
         chunk_size=args.chunk_size,
         device=resolve_device(args.device),

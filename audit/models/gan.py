@@ -188,6 +188,22 @@ def train_gan(
     return history
 
 
+@torch.no_grad()
+def interpolation_strips(generator: Generator, n_rows: int = 8, n_steps: int = 10, seed: int = 0) -> np.ndarray:
+    """Images along straight lines between pairs of random latents (Radford et al. 2016, sec. 6.1).
+
+    Returns uint8 (n_rows * n_steps, H, W, C), row-major: row i walks from latent a_i to b_i.
+    Smooth rows suggest the generator learned a continuous map; sharp jumps or repeated
+    images along a row suggest memorisation or collapse.
+    """
+    rng = torch.Generator().manual_seed(seed)
+    device = next(generator.parameters()).device
+    ends = latents(2 * n_rows, generator.latent_dim, rng).view(2, n_rows, -1)
+    t = torch.linspace(0, 1, n_steps).view(1, n_steps, 1)
+    path = (1 - t) * ends[0][:, None, :] + t * ends[1][:, None, :]
+    return to_uint8(generator(path.reshape(-1, generator.latent_dim).to(device)))
+
+
 def save_generator(checkpoint_path: str | Path, generator_path: str | Path) -> None:
     """Keep only the generator (weights and architecture) of a training checkpoint."""
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)

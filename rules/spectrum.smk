@@ -1,0 +1,25 @@
+rule spectrum:
+    input:
+        data=rules.prepare.output,
+        samples=rules.sample.output.samples,
+    output:
+        json=f"{OUT}/spectrum/{{gan}}.json",
+        table=f"{OUT}/spectrum/{{gan}}.csv",
+        plot=report(f"{OUT}/spectrum/{{gan}}.png", caption="../report/captions/spectrum.rst",
+                    category="Covariance spectra", subcategory="{gan}"),
+    params:
+        max_samples=config["spectrum"]["max_samples"],
+        threshold=config["spectrum"]["dropped_ratio"],
+        seed=config["seed"],
+    threads: HEAVY_THREADS
+    resources:
+        mem_mb=8000,
+    log:
+        f"{LOGS}/spectrum/{{gan}}.log",
+    benchmark:
+        f"{BENCH}/spectrum/{{gan}}.tsv"
+    shell:
+        "python -m audit.metrics.spectrum --real {OUT}/data --real-split test --gan {input.samples} "
+        "--label {wildcards.gan} --max-samples {params.max_samples} --threshold {params.threshold} "
+        "--seed {params.seed} --threads {threads} --out-json {output.json} --out-csv {output.table} "
+        "--out-png {output.plot} > {log} 2>&1"
