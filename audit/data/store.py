@@ -2,7 +2,7 @@
 
 Layout of a prepared dataset directory::
 
-    images.npy   uint8 (N, H, W, C), written in chunks through a memmap, read back as one
+    images.npy   uint8 (N, H, W, C), written chunk by chunk, read back as a memmap
     index.csv    one row per image: row, label, class_name, split
     meta.json    name, class_names, image_shape, split sizes, split fractions, seed, source
 """
@@ -98,8 +98,11 @@ def prepare(
     if n == 0:
         raise AuditInputError(f"dataset '{source.name}': no images found")
     split = assign_splits(source.labels, fractions, seed, source.official_split)
-    with atomic_path(out_dir / "images.npy") as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *source.image_shape))
+    with atomic_path(out_dir / "images.npy") as tmp, open(tmp, "wb") as stream:
+        # plain writes after the .npy header: a writable memmap would keep every written page
+        # resident in this process (2.5 GB for 200k 64x64x3 images)
+        np.lib.format.write_array_header_2_0(
+            stream, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *source.image_shape)})
         starts = range(0, n, chunk_size)
         if progress:
             from tqdm import tqdm
@@ -113,9 +116,7 @@ def prepare(
                     f"dataset '{source.name}': reader returned {chunk.dtype} {chunk.shape}, "
                     f"expected uint8 {(idx.shape[0], *source.image_shape)}"
                 )
-            images[start : start + idx.shape[0]] = chunk
-        images.flush()
-        del images
+            stream.write(np.ascontiguousarray(chunk).tobytes())
     index = pd.DataFrame({
         "row": np.arange(n),
         "label": source.labels,

@@ -1,0 +1,198 @@
+"""CelebA loader on a small copy written in the official file formats, run through the
+prepare stage (``audit.prepare.main``) the way the pipeline runs it."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from torchvision import transforms
+
+from audit.data.celeba import centre_box
+from audit.data.store import PreparedDataset
+from audit.io import AuditInputError, run_cli
+from audit.prepare import main
+
+#: The 40 attributes in the order of line 2 of the official list_attr_celeba.txt.
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+N_IMAGES = 36
+#: Official partition is contiguous in file order: here rows 0..23 train, 24..29 valid, 30..35 test.
+PARTITION = np.repeat([0, 1, 2], [24, 6, 6])
+SPLITS = ["train=0.5", "val=0.1", "pool=0.2", "test=0.2"]
+
+
+def write_celeba(root, n=N_IMAGES, seed=0):
+    """Write ``n`` 178x218 JPEGs and the attribute/partition files; return the (n, 40) ±1 values."""
+    rng = np.random.default_rng(seed)
+    (root / "img_align_celeba").mkdir(parents=True)
+    values = rng.choice([-1, 1], size=(n, 40))
+    # Every (Male, Smiling) combination in every official partition part.
+    values[:, CELEBA_ATTRIBUTES.index("Male")] = np.where(np.arange(n) % 4 >= 2, 1, -1)
+    values[:, CELEBA_ATTRIBUTES.index("Smiling")] = np.where(np.arange(n) % 2 == 1, 1, -1)
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    for name in names:
+        coarse = rng.integers(0, 256, size=(11, 9, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((178, 218), Image.Resampling.BICUBIC).save(
+            root / "img_align_celeba" / name, quality=90)
+    # Official spacing: values right-aligned in width 2, header with a trailing space.
+    lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines += [name + "".join(f" {v:2d}" for v in row) for name, row in zip(names, values)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    # The partition file is written with CRLF endings, as some copies of it are.
+    (root / "list_eval_partition.txt").write_bytes(
+        "".join(f"{name} {p}\r\n" for name, p in zip(names, PARTITION[:n])).encode())
+    return values
+
+
+@pytest.fixture(scope="module")
+def celeba_master(tmp_path_factory):
+    root = tmp_path_factory.mktemp("celeba_master")
+    return root, write_celeba(root)
+
+
+@pytest.fixture
+def celeba(celeba_master, tmp_path):
+    """A private copy each test may damage."""
+    master, values = celeba_master
+    root = tmp_path / "celeba"
+    shutil.copytree(master, root)
+    return root, values
+
+
+def prepare_args(root, out, *options):
+    return ["--dataset", "celeba", "--out", str(out), "--seed", "0", "--splits", *SPLITS,
+            "--option", f"root={root}", *options]
+
+
+def test_prepare_labels_official_splits_and_pixels(celeba, tmp_path):
+    root, values = celeba
+    out = tmp_path / "prepared"
+    main(prepare_args(root, out, 'attributes=["Male","Smiling"]'))
+    data = PreparedDataset.open(out)
+
+    assert data.images.shape == (N_IMAGES, 64, 64, 3) and data.images.dtype == np.uint8
+    male = values[:, CELEBA_ATTRIBUTES.index("Male")] == 1
+    smiling = values[:, CELEBA_ATTRIBUTES.index("Smiling")] == 1
+    np.testing.assert_array_equal(data.labels, 2 * male + smiling)
+    assert data.labels.tolist()[:4] == [0, 1, 2, 3]
+    assert data.class_names == ("not Male & not Smiling", "not Male & Smiling",
+                                "Male & not Smiling", "Male & Smiling")
+    # The official partition is kept: test stays test, valid becomes val, train is cut in
+    # train/pool 0.5:0.2 within each class (6 train images per class -> 4 + 2 by largest remainder).
+    assert (data.split[PARTITION == 2] == "test").all()
+    assert (data.split[PARTITION == 1] == "val").all()
+    assert set(data.split[PARTITION == 0]) == {"train", "pool"}
+    assert data.meta["split_sizes"] == {"train": 16, "val": 6, "pool": 8, "test": 6}
+    assert data.meta["options"]["crop"] == 108 and data.meta["options"]["size"] == 64
+
+    # Pixels: the documented rule is torchvision CenterCrop(108) then bicubic Resize to 64.
+    reference = transforms.Compose([transforms.CenterCrop(108),
+                                    transforms.Resize((64, 64), transforms.InterpolationMode.BICUBIC)])
+    for row in (0, 17, 35):
+        with Image.open(root / "img_align_celeba" / f"{row + 1:06d}.jpg") as image:
+            expected = np.asarray(reference(image.convert("RGB")))
+        np.testing.assert_array_equal(data.images[row], expected)
+
+
+def test_centre_box_of_aligned_images():
+    assert centre_box(178, 218, 108) == (35, 55, 143, 163)
+
+
+def test_three_attributes_from_command_line_string(celeba, tmp_path):
+    root, values = celeba
+    out = tmp_path / "prepared"
+    main(prepare_args(root, out, "attributes=Eyeglasses,Smiling,Male", "size=32", "crop=150"))
+    data = PreparedDataset.open(out)
+    bits = [values[:, CELEBA_ATTRIBUTES.index(a)] == 1 for a in ("Eyeglasses", "Smiling", "Male")]
+    np.testing.assert_array_equal(data.labels, 4 * bits[0] + 2 * bits[1] + bits[2])
+    assert len(data.class_names) == 8
+    assert data.class_names[5] == "Eyeglasses & not Smiling & Male"
+    assert data.images.shape == (N_IMAGES, 32, 32, 3)
+
+
+def assert_cli_error(argv, capsys, *fragments):
+    """The stage exits 2 with one 'ganaudit: error:' line containing every fragment."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    assert exit_info.value.code == 2
+    # The error is the last stderr line (the progress bar may precede it on the same stream).
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("ganaudit: error: "), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
+
+
+def test_unknown_attribute_lists_valid_names(celeba, tmp_path, capsys):
+    root, _ = celeba
+    argv = prepare_args(root, tmp_path / "out", 'attributes=["Male","Beard"]')
+    assert_cli_error(argv, capsys, "list_attr_celeba.txt", "unknown attribute(s) ['Beard']",
+                     "5_o_Clock_Shadow", "No_Beard", "Young")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("remove, fragment", [
+    ("", "CelebA root directory not found"),
+    ("img_align_celeba", "img_align_celeba: directory not found"),
+    ("list_attr_celeba.txt", "list_attr_celeba.txt: file not found"),
+    ("list_eval_partition.txt", "list_eval_partition.txt: file not found"),
+])
+def test_missing_layout(celeba, tmp_path, capsys, remove, fragment):
+    root, _ = celeba
+    target = root / remove
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys, str(root), fragment)
+
+
+def test_attribute_line_with_wrong_column_count(celeba, tmp_path, capsys):
+    root, _ = celeba
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    lines[6] = lines[6].rsplit(" ", 1)[0]  # file line 7 loses its last value
+    path.write_text("\n".join(lines) + "\n")
+    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+                     str(path), "line 7 has 40 columns, expected 41")
+
+
+def test_truncated_attribute_file_fails_on_count(celeba, tmp_path, capsys):
+    root, _ = celeba
+    path = root / "list_attr_celeba.txt"
+    path.write_text("\n".join(path.read_text().splitlines()[:-3]) + "\n")
+    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+                     str(path), f"declares {N_IMAGES} images but {N_IMAGES - 3} are listed")
+
+
+def test_bad_partition_code_and_missing_image(celeba, tmp_path, capsys):
+    root, _ = celeba
+    partition = root / "list_eval_partition.txt"
+    partition.write_text(partition.read_text().replace("000003.jpg 0", "000003.jpg 3"))
+    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys, str(partition), "line 3")
+    partition.write_text(partition.read_text().replace("000003.jpg 3", "000003.jpg 0"))
+    (root / "img_align_celeba" / "000009.jpg").unlink()
+    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+                     str(root / "img_align_celeba" / "000009.jpg"), "file not found")
+
+
+def test_truncated_jpeg_names_file_and_leaves_nothing(celeba, tmp_path, capsys):
+    root, _ = celeba
+    bad = root / "img_align_celeba" / "000020.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    out = tmp_path / "out"
+    assert_cli_error(prepare_args(root, out), capsys, str(bad), "cannot decode image", "truncated")
+    # The error came mid-stream (image 20 of 36): the atomic write left no partial file.
+    assert list(out.iterdir()) == []
+    with pytest.raises(AuditInputError, match="000020.jpg"):
+        main(prepare_args(root, out))
+
+
+def test_unknown_option(celeba, tmp_path, capsys):
+    root, _ = celeba
+    assert_cli_error(prepare_args(root, tmp_path / "out", "resolution=64"), capsys, "resolution")
