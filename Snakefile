@@ -22,6 +22,7 @@ include: "rules/annotator.smk"
 include: "rules/gans.smk"
 include: "rules/skew.smk"
 include: "rules/spectrum.smk"
+include: "rules/dynamics.smk"
 include: "rules/report.smk"
 
 
@@ -32,4 +33,3 @@ rule all:
         # Snakemake does not remake a deleted intermediate file while the files made from it
         # exist; asking for the samples here makes deleting one GAN's samples rerun its branch.
         expand(f"{OUT}/samples/{{gan}}/samples.npy", gan=GANS),
-        expand(f"{OUT}/spectrum/{{gan}}.json", gan=GANS),

@@ -21,7 +21,12 @@ from audit.io import atomic_path, load_json, run_cli, save_table
 from audit.metrics.skew import ESTIMATES
 
 
-def summary_row(gan: str, skew: dict, truth: dict) -> dict:
+SPECTRUM_COLUMNS = {"effective_rank_gan": "spectrum_effective_rank", "directions_gan": "spectrum_directions",
+                    "dropped_directions": "spectrum_dropped_directions",
+                    "significant_real_directions": "spectrum_significant_real_directions"}
+
+
+def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None) -> dict:
     """The flat figures of one GAN for ``summary.csv``."""
     row = {"gan": gan, "type": truth.get("type"), "n_samples": skew["n_samples"],
            "annotator_test_accuracy": skew["annotator_test_accuracy"],
@@ -40,7 +45,31 @@ def summary_row(gan: str, skew: dict, truth: dict) -> dict:
         row[f"chi2_{name}_p_value"] = test["p_value"]
     if "annotator_accuracy_on_planted" in skew:
         row["gan_test_accuracy"] = skew["annotator_accuracy_on_planted"]
+    for key, column in SPECTRUM_COLUMNS.items():
+        if spectrum is not None:
+            row[column] = spectrum[key]
+    for key in ("support_size", "rank", "blank_fraction"):
+        if key in truth:
+            row[f"planted_{key}"] = truth[key]
     return row
+
+
+def spectrum_section(gans: list[str], spectra: dict, results: Path) -> str:
+    if not spectra:
+        return ""
+    first = next(iter(spectra.values()))
+    rows = [{"gan": g, "effective rank": spectra[g]["effective_rank_gan"], "directions above noise": spectra[g]["directions_gan"],
+             "n90": spectra[g]["n90_gan"], "n99": spectra[g]["n99_gan"],
+             "dropped real directions": f"{spectra[g]['dropped_directions']} of {spectra[g]['significant_real_directions']}",
+             "median variance ratio": spectra[g]["median_variance_ratio"]} for g in gans if g in spectra]
+    plots = "".join(f"<div>{_img(results / 'spectrum' / f'{g}.png', 360)}</div>" for g in gans if g in spectra)
+    return f"""<h2>Covariance spectra (Santurkar et al. 2017, section 4)</h2>
+<p class="note">Eigenvalues of the pixel covariance (pixels in [0, 1], d = {first['d']}) of {first['n_real']} real test
+images: effective rank {first['effective_rank_real']:.1f}, {first['directions_real']} directions above the uint8
+rounding-noise floor, {first['n90_real']} / {first['n99_real']} for 90% / 99% of the variance. For each GAN the
+same figures, and the real principal directions (the first {first['significant_real_directions']}) along which the GAN
+keeps less than {first['dropped_threshold']} of the real variance (<em>dropped</em>).</p>
+{_table(pd.DataFrame(rows))}<div style="display:flex;flex-wrap:wrap;gap:.5em">{plots}</div>"""
 
 
 def _img(path: Path, width: int | None = None) -> str:
@@ -95,19 +124,41 @@ confident-only p = {_fmt(chi['confident']['p_value'], 3)}.</p>{extra}</div></div
 {_img(results / 'skew' / f'{gan}.png')}"""
 
 
+def dynamics_section(dynamics_dir: Path | None) -> str:
+    if dynamics_dir is None:
+        return ""
+    summary = load_json(dynamics_dir / "summary.json")
+    settings = summary["settings"]
+    table = pd.DataFrame(summary["sweep"]).T.reset_index(names="dynamics")
+    figures = "".join(
+        f"<p>{name}: mu* = {tuple(f['mu_star'])}, step {f['eta']}, start mu0 = {tuple(f['mu0'])}: optimal "
+        f"discriminator -> <b>{f['outcome']['optimal']}</b>, first order -> <b>{f['outcome']['first_order']}</b>.</p>"
+        for name, f in summary["figures"].items())
+    return f"""<h2>GAN dynamics on a Gaussian mixture (Li, Madry, Peebles, Schmidt 2017)</h2>
+<p class="note">True distribution 1/2 N(mu1*, 1) + 1/2 N(mu2*, 1), generator means (mu1, mu2), discriminator the
+indicator of two intervals; every loss and gradient exact (normal CDF). Sweep: {settings['runs']} seeded starts x
+{settings['steps']} steps per step-size cell, mu* = {tuple(settings['true_means'])}, eta_g in {settings['eta_g']},
+eta_d in {settings['eta_d']}; outcome fractions pooled over cells (per-cell fractions with Wilson intervals in
+results/dynamics/sweep.csv).</p>{_table(table)}{figures}
+{_img(dynamics_dir / 'figure1.png')}{_img(dynamics_dir / 'figure2.png')}{_img(dynamics_dir / 'sweep_heatmap.png')}"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m audit.report", description=__doc__.splitlines()[0])
     parser.add_argument("--results", required=True)
     parser.add_argument("--gans", nargs="+", required=True)
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-html", required=True)
+    parser.add_argument("--spectrum", action="store_true", help="include results/<dataset>/spectrum/")
+    parser.add_argument("--dynamics", default=None, help="directory of the dynamics stage's outputs")
     args = parser.parse_args(argv)
     results = Path(args.results)
     meta = load_json(results / "data" / "meta.json")
     annotator = load_json(results / "annotator" / "metrics.json")
     skews = {g: load_json(results / "skew" / f"{g}.json") for g in args.gans}
     truths = {g: load_json(results / "samples" / g / "truth.json") for g in args.gans}
-    summary = pd.DataFrame([summary_row(g, skews[g], truths[g]) for g in args.gans])
+    spectra = {g: load_json(results / "spectrum" / f"{g}.json") for g in args.gans} if args.spectrum else {}
+    summary = pd.DataFrame([summary_row(g, skews[g], truths[g], spectra.get(g)) for g in args.gans])
     save_table(args.out_csv, summary)
 
     accuracy = annotator["test_accuracy"]
@@ -145,6 +196,8 @@ images (its own sampling noise: mean TV {first['real_sampling_tv_mean']:.4f}).</
 <h3>Summary</h3>{_table(overview)}
 <p class="note">All columns, with the argmax and confident estimates, are in summary.csv.</p>
 {''.join(skew_section(g, skews[g], results) for g in args.gans)}
+{spectrum_section(args.gans, spectra, results)}
+{dynamics_section(Path(args.dynamics) if args.dynamics else None)}
 <h2>Reproducibility</h2><p class="note">Every figure above comes from config.yaml with seed {meta['seed']}; rerunning
 snakemake with the same config reproduces it. Annotator architecture {html.escape(annotator['architecture'])},
 device {html.escape(annotator['device'])}.</p>

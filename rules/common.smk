@@ -20,8 +20,9 @@ DATASET = config["dataset"]["name"]
 OUT = f"{RESULTS}/{DATASET}"
 LOGS = f"{RESULTS}/logs/{DATASET}"
 BENCH = f"{RESULTS}/benchmarks/{DATASET}"
-#: threads for heavy (training, inference) jobs; the stages cap torch at the machine's cores
-HEAVY_THREADS = 8
+#: torch threads of each training or inference job (config `threads`); Snakemake runs
+#: --cores / threads jobs at once, and the stages cap torch at the machine's cores
+HEAVY_THREADS = config["threads"]
 
 GANS = list(config["gans"])
 TRAINED_TYPES = ("dcgan", "wgan-gp")

@@ -4,6 +4,8 @@ rule report:
         skew=expand(f"{OUT}/skew/{{gan}}.json", gan=GANS),
         previews=expand(f"{OUT}/samples/{{gan}}/preview.png", gan=GANS),
         plots=expand(f"{OUT}/skew/{{gan}}.png", gan=GANS),
+        spectra=expand(f"{OUT}/spectrum/{{gan}}.json", gan=GANS),
+        dynamics=rules.dynamics.output.summary,
     output:
         summary=report(f"{OUT}/summary.csv", caption="../report/captions/summary.rst", category="Summary"),
         html=f"{OUT}/report.html",
@@ -13,4 +15,4 @@ rule report:
         f"{BENCH}/report.tsv"
     shell:
         "python -m audit.report --results {OUT} --gans {GANS} --out-csv {output.summary} "
-        "--out-html {output.html} > {log} 2>&1"
+        "--out-html {output.html} --spectrum --dynamics {RESULTS}/dynamics > {log} 2>&1"
