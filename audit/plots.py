@@ -67,3 +67,18 @@ def plot_lines(table: pd.DataFrame, x: str, y: str, hue: str, path, title: str =
         ax.set_xscale("log")
     ax.set_title(title)
     _save(fig, path)
+
+
+def save_grid(images: np.ndarray, path, nrow: int = 8) -> None:
+    """A grid PNG of uint8 (N, H, W, C) images (torchvision ``save_image``), upscaled so 8x8 digits
+    stay visible."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.utils import save_image
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
+    scale = max(1, 64 // x.shape[-1])
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="nearest")
+    with atomic_path(path) as tmp:
+        save_image(x, tmp, nrow=nrow, padding=2, pad_value=1.0)

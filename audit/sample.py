@@ -20,25 +20,11 @@ import numpy as np
 
 from audit.data.store import PreparedDataset
 from audit.gans import SamplerContext, make_sampler
-from audit.io import AuditInputError, atomic_path, check_images, run_cli, save_array, save_json
+from audit.io import AuditInputError, check_images, run_cli, save_array, save_json
+from audit.plots import save_grid
 from audit.runtime import configure_torch, resolve_device
 
 PREVIEW = 64
-
-
-def save_grid(images: np.ndarray, path, nrow: int = 8) -> None:
-    """A grid PNG of uint8 (N, H, W, C) images (torchvision ``save_image``), upscaled so 8x8 digits
-    stay visible."""
-    import torch
-    import torch.nn.functional as F
-    from torchvision.utils import save_image
-
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
-    scale = max(1, 64 // x.shape[-1])
-    if scale > 1:
-        x = F.interpolate(x, scale_factor=scale, mode="nearest")
-    with atomic_path(path) as tmp:
-        save_image(x, tmp, nrow=nrow, padding=2, pad_value=1.0)
 
 
 def main(argv: list[str] | None = None) -> None:

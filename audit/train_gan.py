@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
             raise AuditInputError(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
     configure_torch(args.threads, args.seed)
     from audit.models.gan import interpolation_strips, load_generator, save_generator, train_gan
-    from audit.sample import save_grid
+    from audit.plots import save_grid
     from audit.plots import plot_lines
 
     data = PreparedDataset.open(args.data)

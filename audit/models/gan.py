@@ -114,7 +114,8 @@ def train_gan(
 
     Every ``checkpoint_every`` steps the networks, optimisers, the step count, the loss history
     and every random-number state are written atomically, so a killed run resumes where it
-    left off and reaches the same weights as an uninterrupted one (on the CPU).
+    left off and reaches the same weights as an uninterrupted one (on the CPU); a grid of 64
+    samples from fixed latents goes to ``samples_step<N>.png`` beside the checkpoint.
     Returns the loss history (one dict per step: step, d_loss, g_loss).
     """
     if loss not in LOSSES:
@@ -144,7 +145,14 @@ def train_gan(
         torch.set_rng_state(state["torch_rng"])
         history, start = state["history"], state["step"]
 
+    fixed_latents = latents(64, latent_dim, torch.Generator().manual_seed(seed + 1))
+
     def save(step: int) -> None:
+        from audit.plots import save_grid
+
+        gen.eval()
+        with torch.no_grad():
+            save_grid(to_uint8(gen(fixed_latents.to(device))), checkpoint_path.parent / f"samples_step{step}.png")
         with atomic_path(checkpoint_path) as tmp:
             torch.save({"generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
                         "opt_d": opt_d.state_dict(), "rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
