@@ -6,6 +6,7 @@ batches here, one batch at a time, so no dataset is ever held as float.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,8 @@ class TrainResult:
     model: nn.Module
     best_epoch: int
     history: list[dict]
+    #: optimisation steps taken when the kept weights were reached (``steps`` mode only)
+    best_step: int | None = None
 
 
 def train_classifier(
@@ -84,7 +87,7 @@ def train_classifier(
     train_labels: np.ndarray,
     val_images: np.ndarray | None,
     val_labels: np.ndarray | None,
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int = 64,
     lr: float = 2e-3,
     weight_decay: float = 5e-4,
@@ -94,21 +97,53 @@ def train_classifier(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
+    steps: int | None = None,
+    eval_every: int | None = None,
 ) -> TrainResult:
     """AdamW with a cosine schedule; keeps the weights of the best validation epoch.
 
     Early stopping: training ends after ``patience`` epochs without a better validation
     accuracy (ties broken by lower validation loss). Without a validation set the last epoch is
     kept. Deterministic for a given ``seed`` on the CPU.
+
+    ``steps`` (instead of ``epochs``): a fixed budget of optimisation steps, whatever the number
+    of training images, so cost does not grow with the training set. The schedule spans
+    ``steps``; the shuffled passes over the data continue until the budget is spent. Validation
+    then runs every ``eval_every`` steps (default ``max(1, steps // 10)``) and after the last
+    step, ``patience`` counts validations rather than epochs, history records carry ``step``,
+    and :attr:`TrainResult.best_step` is the step of the kept weights.
     """
+    if (epochs is None) == (steps is None):
+        raise ValueError("train_classifier: give exactly one of epochs or steps")
+    if steps is not None and (steps < 1 or train_images.shape[0] < 2):
+        raise ValueError("train_classifier: steps mode needs steps >= 1 and at least 2 training images")
+    eval_every = max(1, steps // 10) if steps is not None and eval_every is None else eval_every
     generator = torch.Generator().manual_seed(seed)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, int(np.ceil(train_images.shape[0] / batch_size)))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    total_steps = epochs * steps_per_epoch if steps is None else steps
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=total_steps)
     labels = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
     best, best_state, history, since_best = (-1.0, float("inf")), None, [], 0
-    epoch_iter = range(epochs)
+    best_step = None
+    step, stop = 0, False
+
+    def validate(record: dict, when: int) -> None:
+        nonlocal best, best_state, best_epoch, best_step, since_best
+        logits = predict_logits(model, val_images, device=device)
+        val_labels_t = torch.from_numpy(np.asarray(val_labels, dtype=np.int64))
+        val_loss = float(F.cross_entropy(logits, val_labels_t))
+        val_acc = float((logits.argmax(1) == val_labels_t).float().mean())
+        record.update(val_loss=val_loss, val_accuracy=val_acc)
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best, since_best = (val_acc, val_loss), 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_epoch, best_step = when, (step if steps is not None else None)
+        else:
+            since_best += 1
+
+    epoch_iter = range(epochs) if steps is None else itertools.count()  # steps: until the budget is spent
     if progress:
         from tqdm import tqdm
 
@@ -116,7 +151,7 @@ def train_classifier(
     for epoch in epoch_iter:
         model.train()
         order = torch.randperm(train_images.shape[0], generator=generator).numpy()
-        total_loss = 0.0
+        total_loss, seen = 0.0, 0
         for start in range(0, order.shape[0], batch_size):
             idx = np.sort(order[start : start + batch_size])
             if idx.shape[0] < 2:
@@ -128,28 +163,36 @@ def train_classifier(
             optimiser.step()
             schedule.step()
             total_loss += loss.item() * idx.shape[0]
+            if steps is not None:
+                step, seen = step + 1, seen + idx.shape[0]
+                if step % eval_every == 0 or step == steps:
+                    record = {"step": step, "epoch": epoch, "train_loss": total_loss / seen}
+                    total_loss, seen = 0.0, 0
+                    if val_images is not None:
+                        validate(record, epoch)
+                        model.train()
+                    history.append(record)
+                    stop = step >= steps or (val_images is not None and since_best >= patience)
+                    if stop:
+                        break
+        if steps is not None:
+            if stop:
+                break
+            continue
         record = {"epoch": epoch, "train_loss": total_loss / order.shape[0]}
         if val_images is not None:
-            logits = predict_logits(model, val_images, device=device)
-            val_labels_t = torch.from_numpy(np.asarray(val_labels, dtype=np.int64))
-            val_loss = float(F.cross_entropy(logits, val_labels_t))
-            val_acc = float((logits.argmax(1) == val_labels_t).float().mean())
-            record.update(val_loss=val_loss, val_accuracy=val_acc)
-            if (val_acc, -val_loss) > (best[0], -best[1]):
-                best, since_best = (val_acc, val_loss), 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                best_epoch = epoch
-            else:
-                since_best += 1
+            validate(record, epoch)
         history.append(record)
         if val_images is not None and since_best >= patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif steps is not None:
+        best_epoch, best_step = history[-1]["epoch"], step
     else:
         best_epoch = len(history) - 1
     model.eval()
-    return TrainResult(model, best_epoch, history)
+    return TrainResult(model, best_epoch, history, best_step)
 
 
 @torch.no_grad()
