@@ -22,6 +22,7 @@ include: "rules/annotator.smk"
 include: "rules/gans.smk"
 include: "rules/skew.smk"
 include: "rules/spectrum.smk"
+include: "rules/diversity.smk"
 include: "rules/dynamics.smk"
 include: "rules/report.smk"
 

@@ -26,7 +26,7 @@ SPECTRUM_COLUMNS = {"effective_rank_gan": "spectrum_effective_rank", "directions
                     "significant_real_directions": "spectrum_significant_real_directions"}
 
 
-def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None) -> dict:
+def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None, diversity: dict | None = None) -> dict:
     """The flat figures of one GAN for ``summary.csv``."""
     row = {"gan": gan, "type": truth.get("type"), "n_samples": skew["n_samples"],
            "annotator_test_accuracy": skew["annotator_test_accuracy"],
@@ -48,6 +48,11 @@ def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None)
     for key, column in SPECTRUM_COLUMNS.items():
         if spectrum is not None:
             row[column] = spectrum[key]
+    for kind, score in (diversity or {}).get("scores", {}).items():
+        row[f"{kind}_classification_accuracy_score"] = score["classification_accuracy_score"]
+        row[f"{kind}_train_accuracy_on_gan"] = score["gan_train_accuracy_on_gan_samples"]
+        row[f"{kind}_n_equiv"] = score["n_equiv"]["text"]
+        row[f"{kind}_n_equiv_ci"] = f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]"
     for key in ("support_size", "rank", "blank_fraction"):
         if key in truth:
             row[f"planted_{key}"] = truth[key]
@@ -124,6 +129,35 @@ confident-only p = {_fmt(chi['confident']['p_value'], 3)}.</p>{extra}</div></div
 {_img(results / 'skew' / f'{gan}.png')}"""
 
 
+def diversity_section(gans: list[str], diversity: dict, real_curve: dict | None, results: Path) -> str:
+    if not diversity:
+        return ""
+    rows = []
+    for g in gans:
+        for kind, score in diversity[g]["scores"].items():
+            rows.append({"gan": g, "classifier": kind, "confident samples used": diversity[g]["n_gan_train"],
+                         "accuracy on GAN samples (train)": score["gan_train_accuracy_on_gan_samples"],
+                         "real-test accuracy (CAS = GAN-train)": score["classification_accuracy_score"],
+                         "n_equiv real images": score["n_equiv"]["text"],
+                         "95% CI": f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]"})
+    curve = ""
+    if real_curve is not None:
+        curves = real_curve["curves"]
+        curve = _table(pd.DataFrame({"n real": curves[next(iter(curves))]["n"],
+                                     **{f"{kind} real-test accuracy": c["test_accuracy_mean"] for kind, c in curves.items()}}))
+    plots = "".join(f"<div>{_img(results / 'diversity' / f'{g}.png', 420)}</div>" for g in gans)
+    return f"""<h2>Diversity by classification (Santurkar, Schmidt, Madry 2017, section 5)</h2>
+<p class="note">A linear and a deep classifier are trained on each GAN's confident samples, labelled by the annotator,
+and tested on real test images: that real-test accuracy is the Classification Accuracy Score (Ravuri &amp; Vinyals
+2019), also called GAN-train (Shmelkov et al. 2018). The same classifiers trained on n real images give the
+sample-efficiency curve below; <b>n_equiv</b> is the number of real images whose classifier is as accurate as the
+GAN-trained one (interpolated in log n on the monotone mean curve; "&lt; n" or "&gt; n" when outside it), with a
+bootstrap interval over seeds. A high accuracy on the GAN's own samples with a low real-test accuracy is the
+overfitting Santurkar et al. report for GAN data.</p>
+<h3>Real sample-efficiency curve</h3>{curve}<h3>Per GAN</h3>{_table(pd.DataFrame(rows))}
+<div style="display:flex;flex-wrap:wrap;gap:.5em">{plots}</div>"""
+
+
 def dynamics_section(dynamics_dir: Path | None) -> str:
     if dynamics_dir is None:
         return ""
@@ -150,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-html", required=True)
     parser.add_argument("--spectrum", action="store_true", help="include results/<dataset>/spectrum/")
+    parser.add_argument("--diversity", action="store_true", help="include results/<dataset>/diversity/")
     parser.add_argument("--dynamics", default=None, help="directory of the dynamics stage's outputs")
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -158,7 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     skews = {g: load_json(results / "skew" / f"{g}.json") for g in args.gans}
     truths = {g: load_json(results / "samples" / g / "truth.json") for g in args.gans}
     spectra = {g: load_json(results / "spectrum" / f"{g}.json") for g in args.gans} if args.spectrum else {}
-    summary = pd.DataFrame([summary_row(g, skews[g], truths[g], spectra.get(g)) for g in args.gans])
+    diversity = {g: load_json(results / "diversity" / f"{g}.json") for g in args.gans} if args.diversity else {}
+    real_curve = load_json(results / "diversity" / "real_curve.json") if args.diversity else None
+    summary = pd.DataFrame([summary_row(g, skews[g], truths[g], spectra.get(g), diversity.get(g))
+                            for g in args.gans])
     save_table(args.out_csv, summary)
 
     accuracy = annotator["test_accuracy"]
@@ -196,6 +234,7 @@ images (its own sampling noise: mean TV {first['real_sampling_tv_mean']:.4f}).</
 <h3>Summary</h3>{_table(overview)}
 <p class="note">All columns, with the argmax and confident estimates, are in summary.csv.</p>
 {''.join(skew_section(g, skews[g], results) for g in args.gans)}
+{diversity_section(args.gans, diversity, real_curve, results)}
 {spectrum_section(args.gans, spectra, results)}
 {dynamics_section(Path(args.dynamics) if args.dynamics else None)}
 <h2>Reproducibility</h2><p class="note">Every figure above comes from config.yaml with seed {meta['seed']}; rerunning

@@ -8,7 +8,7 @@ rule annotator:
         confusion=report(f"{OUT}/annotator/confusion.png", caption="../report/captions/annotator.rst",
                          category="Annotator"),
     params:
-        options=cli_options(config["annotator"]),
+        options=cli_options({**config["annotator"], "flip": ANNOTATOR_FLIP}),
         seed=config["seed"],
         device=config["device"],
     threads: HEAVY_THREADS

@@ -24,6 +24,10 @@ BENCH = f"{RESULTS}/benchmarks/{DATASET}"
 #: --cores / threads jobs at once, and the stages cap torch at the machine's cores
 HEAVY_THREADS = config["threads"]
 
+#: random horizontal flips for classifiers: `auto` flips photos (scenes, CelebA, LSUN), not digits
+ANNOTATOR_FLIP = (config["annotator"].get("flip", "auto") if config["annotator"].get("flip", "auto") != "auto"
+                  else DATASET != "digits")
+
 GANS = list(config["gans"])
 TRAINED_TYPES = ("dcgan", "wgan-gp")
 TRAINED_GANS = [g for g, spec in config["gans"].items() if spec["type"] in TRAINED_TYPES]

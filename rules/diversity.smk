@@ -21,7 +21,7 @@ rule real_curve:
         batch_size=DIVERSITY.get("batch_size", 32),
         lr=DIVERSITY.get("lr", 0.002),
         # augmentation is a property of the images: the annotator's setting
-        flip="--flip" if config["annotator"].get("flip", False) else "",
+        flip="--flip" if ANNOTATOR_FLIP else "",
         shift=config["annotator"].get("shift", 1),
         seed=config["seed"],
         device=config["device"],
