@@ -8,16 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import default_config, run_snakemake
+from tests.conftest import reduced_config, run_snakemake
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    config = default_config()
-    config["annotator"].update(epochs=40, patience=10)
-    config["gans"]["dcgan"]["steps"] = 60
-    config["samples"]["n"] = 6000
-    config["skew"]["bootstrap"] = 200
+    config = reduced_config()
     workdir = tmp_path_factory.mktemp("digits_run")
     run_snakemake(workdir, config, "--cores", "2")
     return workdir, config
@@ -56,6 +52,14 @@ def test_uniform_control_is_not_flagged(finished_run):
     assert result["estimates"]["corrected"]["tv_to_planted"] <= 0.02
 
 
+def test_memoriser_is_worth_few_real_images(finished_run):
+    workdir, _ = finished_run
+    result = json.loads((workdir / "results/digits/diversity/memoriser.json").read_text())
+    n_equiv = result["scores"]["deep"]["n_equiv"]
+    # k = 50 memorised images: censored below, or a value, but never above 2k
+    assert n_equiv["censored"] == "below" or n_equiv["value"] <= 100, n_equiv
+
+
 def test_summary_and_report(finished_run):
     workdir, config = finished_run
     summary = pd.read_csv(workdir / "results/digits/summary.csv")
@@ -73,5 +77,5 @@ def test_rerun_is_a_no_op_and_deletion_reruns_only_downstream(finished_run):
                if line.startswith(("rule ", "localrule "))]
     planned = [p.removeprefix("localrule ") for p in planned]
     wildcards = {line.split("gan=")[1].strip() for line in dry.splitlines() if "wildcards: gan=" in line}
-    assert sorted(planned) == sorted(["sample", "label", "skew", "report", "all"]), dry
+    assert sorted(planned) == sorted(["sample", "label", "skew", "spectrum", "diversity", "report", "all"]), dry
     assert wildcards == {"skewed"}, dry

@@ -11,12 +11,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import default_config, run_snakemake
+from tests.conftest import reduced_config, run_snakemake
 
 
 @pytest.fixture(scope="module")
 def scenes_run(tmp_path_factory):
-    config = default_config()
+    config = reduced_config()
     config["dataset"].update(name="scenes", options={"patches_per_class": 120, "size": 32})
     # a CPU-sized annotator and GAN; the default (ResNet-18) is what README reports
     config["annotator"].update(arch="smallcnn", epochs=25, patience=8, flip=True, shift=4)
@@ -26,6 +26,7 @@ def scenes_run(tmp_path_factory):
     }
     config["samples"]["n"] = 1500
     config["skew"]["bootstrap"] = 100
+    config["diversity"]["grid"] = [20, 100]
     workdir = tmp_path_factory.mktemp("scenes_run")
     run_snakemake(workdir, config, "--cores", "2")
     return workdir
