@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.epochs < 1:
         raise AuditInputError(f"annotator.epochs: must be >= 1, got {args.epochs}")
 
-    torch = configure_torch(args.threads, args.seed)
+    configure_torch(args.threads, args.seed)
     from audit.models.classifier import (build_classifier, calibrated_probabilities, choose_architecture,
                                          expected_calibration_error, fit_temperature, predict_logits,
                                          save_classifier, train_classifier)

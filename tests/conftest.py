@@ -14,6 +14,31 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPLITS = {"train": 0.45, "val": 0.1, "pool": 0.2, "test": 0.25}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests run tiny networks: one thread avoids OpenMP spin-waiting on a shared, busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_cli_error(main, argv, capsys, *fragments):
+    """The stage ``main`` exits 2 with one 'ganaudit: error:' line containing every fragment."""
+    from audit.io import run_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    assert exit_info.value.code == 2
+    # the error is the last stderr line (a progress bar may precede it on the same stream)
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("ganaudit: error: "), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
 @pytest.fixture(scope="session")
 def digits_prepared(tmp_path_factory):
     """The digits dataset prepared once per test session (read-only for tests)."""

@@ -12,7 +12,8 @@ from torchvision import transforms
 
 from audit.data.celeba import centre_box
 from audit.data.store import PreparedDataset
-from audit.io import AuditInputError, run_cli
+from tests.conftest import assert_cli_error
+from audit.io import AuditInputError
 from audit.prepare import main
 
 #: The 40 attributes in the order of line 2 of the official list_attr_celeba.txt.
@@ -118,23 +119,10 @@ def test_three_attributes_from_command_line_string(celeba, tmp_path):
     assert data.images.shape == (N_IMAGES, 32, 32, 3)
 
 
-def assert_cli_error(argv, capsys, *fragments):
-    """The stage exits 2 with one 'ganaudit: error:' line containing every fragment."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv)
-    assert exit_info.value.code == 2
-    # The error is the last stderr line (the progress bar may precede it on the same stream).
-    err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("ganaudit: error: "), err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
-
-
 def test_unknown_attribute_lists_valid_names(celeba, tmp_path, capsys):
     root, _ = celeba
     argv = prepare_args(root, tmp_path / "out", 'attributes=["Male","Beard"]')
-    assert_cli_error(argv, capsys, "list_attr_celeba.txt", "unknown attribute(s) ['Beard']",
+    assert_cli_error(main, argv, capsys, "list_attr_celeba.txt", "unknown attribute(s) ['Beard']",
                      "5_o_Clock_Shadow", "No_Beard", "Young")
     assert not (tmp_path / "out").exists()
 
@@ -149,7 +137,7 @@ def test_missing_layout(celeba, tmp_path, capsys, remove, fragment):
     root, _ = celeba
     target = root / remove
     shutil.rmtree(target) if target.is_dir() else target.unlink()
-    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys, str(root), fragment)
+    assert_cli_error(main, prepare_args(root, tmp_path / "out"), capsys, str(root), fragment)
 
 
 def test_attribute_line_with_wrong_column_count(celeba, tmp_path, capsys):
@@ -158,7 +146,7 @@ def test_attribute_line_with_wrong_column_count(celeba, tmp_path, capsys):
     lines = path.read_text().splitlines()
     lines[6] = lines[6].rsplit(" ", 1)[0]  # file line 7 loses its last value
     path.write_text("\n".join(lines) + "\n")
-    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+    assert_cli_error(main, prepare_args(root, tmp_path / "out"), capsys,
                      str(path), "line 7 has 40 columns, expected 41")
 
 
@@ -166,7 +154,7 @@ def test_truncated_attribute_file_fails_on_count(celeba, tmp_path, capsys):
     root, _ = celeba
     path = root / "list_attr_celeba.txt"
     path.write_text("\n".join(path.read_text().splitlines()[:-3]) + "\n")
-    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+    assert_cli_error(main, prepare_args(root, tmp_path / "out"), capsys,
                      str(path), f"declares {N_IMAGES} images but {N_IMAGES - 3} are listed")
 
 
@@ -174,10 +162,10 @@ def test_bad_partition_code_and_missing_image(celeba, tmp_path, capsys):
     root, _ = celeba
     partition = root / "list_eval_partition.txt"
     partition.write_text(partition.read_text().replace("000003.jpg 0", "000003.jpg 3"))
-    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys, str(partition), "line 3")
+    assert_cli_error(main, prepare_args(root, tmp_path / "out"), capsys, str(partition), "line 3")
     partition.write_text(partition.read_text().replace("000003.jpg 3", "000003.jpg 0"))
     (root / "img_align_celeba" / "000009.jpg").unlink()
-    assert_cli_error(prepare_args(root, tmp_path / "out"), capsys,
+    assert_cli_error(main, prepare_args(root, tmp_path / "out"), capsys,
                      str(root / "img_align_celeba" / "000009.jpg"), "file not found")
 
 
@@ -186,7 +174,7 @@ def test_truncated_jpeg_names_file_and_leaves_nothing(celeba, tmp_path, capsys):
     bad = root / "img_align_celeba" / "000020.jpg"
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     out = tmp_path / "out"
-    assert_cli_error(prepare_args(root, out), capsys, str(bad), "cannot decode image", "truncated")
+    assert_cli_error(main, prepare_args(root, out), capsys, str(bad), "cannot decode image", "truncated")
     # The error came mid-stream (image 20 of 36): the atomic write left no partial file.
     assert list(out.iterdir()) == []
     with pytest.raises(AuditInputError, match="000020.jpg"):
@@ -195,4 +183,4 @@ def test_truncated_jpeg_names_file_and_leaves_nothing(celeba, tmp_path, capsys):
 
 def test_unknown_option(celeba, tmp_path, capsys):
     root, _ = celeba
-    assert_cli_error(prepare_args(root, tmp_path / "out", "resolution=64"), capsys, "resolution")
+    assert_cli_error(main, prepare_args(root, tmp_path / "out", "resolution=64"), capsys, "resolution")

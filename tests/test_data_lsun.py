@@ -15,7 +15,8 @@ from torchvision import transforms
 
 from audit.data import load_source
 from audit.data.store import PreparedDataset
-from audit.io import AuditInputError, run_cli
+from tests.conftest import assert_cli_error
+from audit.io import AuditInputError
 from audit.prepare import main
 
 SPLITS = ["train=0.5", "val=0.1", "pool=0.2", "test=0.2"]
@@ -131,19 +132,9 @@ def test_lmdb_reopened_after_fork(lsun_root):
     np.testing.assert_array_equal(parent, child)
 
 
-def assert_cli_error(argv, capsys, *fragments):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("ganaudit: error: "), err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-
-
 def test_unknown_category_lists_available(lsun_root, tmp_path, capsys):
     root, _ = lsun_root
-    assert_cli_error(prepare_args(root, tmp_path / "out", "categories=bedroom,tower"), capsys,
+    assert_cli_error(main, prepare_args(root, tmp_path / "out", "categories=bedroom,tower"), capsys,
                      str(root), "unknown LSUN category 'tower'",
                      "available: ['bedroom', 'church_outdoor', 'kitchen']")
     assert not (tmp_path / "out").exists()
@@ -153,16 +144,16 @@ def test_empty_lmdb_names_database(lsun_root, tmp_path, capsys):
     root, _ = lsun_root
     empty_root = tmp_path / "lsun"
     write_lmdb(empty_root / "tower_train_lmdb", {})
-    assert_cli_error(prepare_args(empty_root, tmp_path / "out", "categories=tower"), capsys,
+    assert_cli_error(main, prepare_args(empty_root, tmp_path / "out", "categories=tower"), capsys,
                      f"{empty_root / 'tower_train_lmdb'}: LSUN database is empty")
 
 
 def test_missing_root_and_bad_options(tmp_path, capsys):
-    assert_cli_error(prepare_args(tmp_path / "nowhere", tmp_path / "out", "categories=bedroom"), capsys,
+    assert_cli_error(main, prepare_args(tmp_path / "nowhere", tmp_path / "out", "categories=bedroom"), capsys,
                      f"{tmp_path / 'nowhere'}: LSUN root directory not found")
-    assert_cli_error(prepare_args(tmp_path, tmp_path / "out", "categories=bedroom", "max_per_category=0"),
+    assert_cli_error(main, prepare_args(tmp_path, tmp_path / "out", "categories=bedroom", "max_per_category=0"),
                      capsys, "dataset.options.max_per_category")
-    assert_cli_error(prepare_args(tmp_path, tmp_path / "out"), capsys, "dataset.options.categories")
+    assert_cli_error(main, prepare_args(tmp_path, tmp_path / "out"), capsys, "dataset.options.categories")
 
 
 def test_corrupt_value_names_key_and_leaves_nothing(lsun_root, tmp_path, capsys):
@@ -174,7 +165,7 @@ def test_corrupt_value_names_key_and_leaves_nothing(lsun_root, tmp_path, capsys)
     items[bad_key] = items[bad_key][:200]  # cut inside the compressed data
     write_lmdb(bad_root / "bridge_train_lmdb", items)
     out = tmp_path / "out"
-    assert_cli_error(prepare_args(bad_root, out, "categories=bridge"), capsys,
+    assert_cli_error(main, prepare_args(bad_root, out, "categories=bridge"), capsys,
                      f"{bad_root / 'bridge_train_lmdb'}[{bad_key.decode()}]: cannot decode image")
     assert list(out.iterdir()) == []
     with pytest.raises(AuditInputError, match="bridge_train_lmdb"):

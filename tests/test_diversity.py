@@ -25,17 +25,6 @@ from audit.metrics import diversity as dv
 INF = math.inf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one thread avoids OpenMP spin-waiting on a shared, busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------------------------
 # hand-checked curve arithmetic
 

@@ -12,7 +12,6 @@ from PIL import Image
 from torch import nn
 
 from audit import sample as sample_stage
-from audit.data import digits
 from audit.data.base import SourceDataset
 from audit.data.store import prepare
 from audit.io import run_cli
@@ -20,13 +19,13 @@ from audit.io import run_cli
 # torch 2.14 deprecates TorchScript (FutureWarning on script/save/load); it still works
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
 
-SPLITS = {"train": 0.45, "val": 0.1, "pool": 0.2, "test": 0.25}
+from tests.conftest import DEFAULT_SPLITS as SPLITS
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Digits: 8x8 grayscale."""
-    return prepare(digits.load(), tmp_path_factory.mktemp("digits") / "data", SPLITS, seed=0, progress=False)
+def data(digits_prepared):
+    """Digits: 8x8 grayscale, prepared once per session (tests/conftest.py)."""
+    return digits_prepared
 
 
 @pytest.fixture(scope="module")

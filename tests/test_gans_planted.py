@@ -10,19 +10,17 @@ import yaml
 
 from audit import sample as sample_stage
 from audit.config import schema_error
-from audit.data import digits
-from audit.data.store import prepare
 from audit.gans import SamplerContext, make_sampler
 from audit.gans.planted import quota_counts
 from audit.io import AuditInputError
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = {"train": 0.45, "val": 0.1, "pool": 0.2, "test": 0.25}
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return prepare(digits.load(), tmp_path_factory.mktemp("digits") / "data", SPLITS, seed=0, progress=False)
+def data(digits_prepared):
+    """Digits: 8x8 grayscale, prepared once per session (tests/conftest.py)."""
+    return digits_prepared
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,6 @@ from audit.io import AuditInputError, run_cli
 from audit.metrics import spectrum as sp
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny matrices: one thread avoids OpenMP spin-waiting on a shared, busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # --------------------------------------------------------------------------------------------
 # hand-checked values
 
