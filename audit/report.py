@@ -115,6 +115,10 @@ def skew_section(gan: str, skew: dict, results: Path) -> str:
                      "max/min ratio": e["max_min_ratio"],
                      **({"TV to planted": e["tv_to_planted"]} if "tv_to_planted" in e else {})})
     chi = skew["chi_square_vs_real_test"]
+    strips = [p for p in (results / "gans" / gan / "interpolation.png", results / "samples" / gan / "interpolation.png")
+              if p.is_file()]
+    interpolation = (f"<p>Latent interpolations (each row: 10 steps on a straight line between two random latents, "
+                     f"Radford et al. 2016):</p>{_img(strips[0], 420)}" if strips else "")
     extra = ""
     if "annotator_accuracy_on_planted" in skew:
         extra = (f"<p>GAN-test (annotator accuracy on samples whose class the generator planted): "
@@ -126,7 +130,7 @@ def skew_section(gan: str, skew: dict, results: Path) -> str:
 {skew['confidence_threshold']} (unrecognisable). Chi-square test of homogeneity against the annotator's labels of
 {skew['annotator_test_n']} real test images: argmax p = {_fmt(chi['argmax']['p_value'], 3)},
 confident-only p = {_fmt(chi['confident']['p_value'], 3)}.</p>{extra}</div></div>
-{_img(results / 'skew' / f'{gan}.png')}"""
+{_img(results / 'skew' / f'{gan}.png')}{interpolation}"""
 
 
 def diversity_section(gans: list[str], diversity: dict, real_curve: dict | None, results: Path) -> str:

@@ -7,7 +7,9 @@ Outputs in ``--out``: ``samples.npy`` (uint8 (N, H, W, C), same shape as the rea
 ``truth.json`` (what a planted generator planted, ``{}`` otherwise, plus N and seed),
 ``planted_labels.npy`` ((N,) int64 class each sample was drawn from, -1 where the generator
 does not know it), ``preview.png``
-(an 8x8 grid of the first 64 samples).
+(an 8x8 grid of the first 64 samples), and for external generator modules (torchscript,
+python) ``interpolation.png`` (8 latent interpolation strips of 10 steps; trained GANs get
+theirs from ``train_gan``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     planted = np.full(args.n, -1) if batch.planted_labels is None else batch.planted_labels
     save_array(out / "planted_labels.npy", np.asarray(planted, dtype=np.int64))
     save_grid(batch.images[:PREVIEW], out / "preview.png")
+    if sampler.interpolate is not None:
+        save_grid(sampler.interpolate(8, 10, args.seed), out / "interpolation.png", nrow=10)
     save_json(out / "truth.json", {**sampler.truth, "n": args.n, "seed": args.seed, "type": json.loads(args.spec)["type"]})
     save_array(out / "samples.npy", batch.images)
     print(f"sampled {args.n} images from {args.name}: {batch.images.shape}")

@@ -319,3 +319,22 @@ def test_bad_input_is_one_line_naming_gan_and_file(data, bad_inputs, plugins, tm
 
 def test_every_bad_input_is_tested(bad_inputs):
     assert sorted(BAD) == sorted(bad_inputs)
+
+
+def test_generator_module_gets_latent_interpolations(data, tmp_path):
+    """Strip row i walks the straight line between two seeded latents; its ends decode them."""
+    from audit.gans import SamplerContext, make_sampler
+
+    path = scripted(tmp_path / "g.pt")
+    sampler = make_sampler("ts", {"type": "torchscript", "path": path, "latent_dim": 4}, SamplerContext(data=data))
+    strips = sampler.interpolate(3, 5, 2)
+    assert strips.shape == (15, 8, 8, 1) and strips.dtype == np.uint8
+    ends = torch.randn(6, 4, generator=torch.Generator().manual_seed(2)).view(2, 3, 4)
+    module = torch.jit.load(path)
+    with torch.no_grad():
+        first, last = (np.rint((module(e).double().numpy() + 1) * 127.5).transpose(0, 2, 3, 1) for e in ends)
+    assert np.abs(strips[::5].astype(int) - first).max() <= 1
+    assert np.abs(strips[4::5].astype(int) - last).max() <= 1
+    # the sample stage writes the strips beside the samples
+    run(data, {"type": "torchscript", "path": path, "latent_dim": 4}, tmp_path / "out", 20)
+    assert (tmp_path / "out" / "interpolation.png").is_file()

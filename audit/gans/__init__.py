@@ -58,6 +58,9 @@ class Sampler:
     sample: "callable"  # (n: int, seed: int) -> SampleBatch
     #: the planted answer, e.g. {"class_distribution": [...]} or {"support_size": k}; {} if unknown
     truth: dict = field(default_factory=dict)
+    #: for external generator modules: ``interpolate(n_rows, n_steps, seed)`` -> uint8 images along
+    #: straight latent paths (row-major); None for samplers without a latent space
+    interpolate: "callable | None" = None
 
 
 def make_sampler(name: str, spec: dict, context: SamplerContext) -> Sampler:

@@ -263,8 +263,8 @@ def make_array(name: str, kind: str, options: dict, context: SamplerContext) -> 
 
 # --- generators: torchscript and python ---------------------------------------------------------
 
-def generator_sampler(name: str, module, where: str, options: dict, context: SamplerContext):
-    """``sample(n, seed)`` of a generator module: latents (n, latent_dim) drawn all at once on the
+def generator_sampler(name: str, module, where: str, options: dict, context: SamplerContext) -> Sampler:
+    """The sampler of a generator module, with latent interpolations. ``sample(n, seed)``: latents (n, latent_dim) drawn all at once on the
     CPU from ``torch.Generator().manual_seed(seed)`` (``normal``: N(0, 1); ``uniform``: U[-1, 1)),
     so samples do not depend on ``batch_size``; fed in batches of ``batch_size`` (default 500)
     on the context device under ``torch.no_grad()`` with the module in eval mode; each output
@@ -281,11 +281,13 @@ def generator_sampler(name: str, module, where: str, options: dict, context: Sam
     height, width, channels = context.data.images.shape[1:]
     module.eval()
 
-    @torch.no_grad()
-    def sample(n: int, seed: int) -> SampleBatch:
-        rng = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, latent_dim, generator=rng) if distribution == "normal" \
+    def draw(n: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, latent_dim, generator=rng) if distribution == "normal" \
             else torch.rand(n, latent_dim, generator=rng) * 2 - 1
+
+    @torch.no_grad()
+    def decode(z: torch.Tensor) -> np.ndarray:
+        n = z.shape[0]
         images = np.empty((n, height, width, channels), dtype=np.uint8)
         low = np.inf
         for start in range(0, n, batch_size):
@@ -306,9 +308,18 @@ def generator_sampler(name: str, module, where: str, options: dict, context: Sam
             images[start:start + batch_size] = float_to_uint8(x, value_range, where)
             low = min(low, float(x.min()))
         warn_if_nonnegative(low, value_range, where)
-        return SampleBatch(images)
+        return images
 
-    return sample
+    def sample(n: int, seed: int) -> SampleBatch:
+        return SampleBatch(decode(draw(n, torch.Generator().manual_seed(seed))))
+
+    def interpolate(n_rows: int, n_steps: int, seed: int) -> np.ndarray:
+        from audit.models.gan import latent_paths
+
+        ends = draw(2 * n_rows, torch.Generator().manual_seed(seed)).view(2, n_rows, -1)
+        return decode(latent_paths(ends, n_steps))
+
+    return Sampler(name, sample, interpolate=interpolate)
 
 
 def make_torchscript(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
@@ -325,7 +336,7 @@ def make_torchscript(name: str, kind: str, options: dict, context: SamplerContex
         module = torch.jit.load(str(path), map_location=context.device)
     except Exception as err:
         raise AuditInputError(f"{where}: not a loadable TorchScript file ({one_line(err)})") from None
-    return Sampler(name, generator_sampler(name, module, where, options, context))
+    return generator_sampler(name, module, where, options, context)
 
 
 TARGET = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -376,7 +387,7 @@ def make_python(name: str, kind: str, options: dict, context: SamplerContext) ->
         pass
     result = obj(**kwargs)
     if isinstance(result, torch.nn.Module):
-        return Sampler(name, generator_sampler(name, result.to(context.device), where, options, context))
+        return generator_sampler(name, result.to(context.device), where, options, context)
     if not callable(result):
         raise AuditInputError(f"{where}: returned {type(result).__name__}, expected a torch.nn.Module "
                               "generator or a sampling function f(n, seed)")

@@ -196,6 +196,14 @@ def train_gan(
     return history
 
 
+def latent_paths(ends: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """Straight lines between pairs of latents: ``ends`` (2, R, latent_dim) -> (R * n_steps,
+    latent_dim), row-major (row i walks from ends[0, i] to ends[1, i])."""
+    t = torch.linspace(0, 1, n_steps).view(1, n_steps, 1)
+    path = (1 - t) * ends[0][:, None, :] + t * ends[1][:, None, :]
+    return path.reshape(-1, ends.shape[-1])
+
+
 @torch.no_grad()
 def interpolation_strips(generator: Generator, n_rows: int = 8, n_steps: int = 10, seed: int = 0) -> np.ndarray:
     """Images along straight lines between pairs of random latents (Radford et al. 2016, sec. 6.1).
@@ -207,9 +215,7 @@ def interpolation_strips(generator: Generator, n_rows: int = 8, n_steps: int = 1
     rng = torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     ends = latents(2 * n_rows, generator.latent_dim, rng).view(2, n_rows, -1)
-    t = torch.linspace(0, 1, n_steps).view(1, n_steps, 1)
-    path = (1 - t) * ends[0][:, None, :] + t * ends[1][:, None, :]
-    return to_uint8(generator(path.reshape(-1, generator.latent_dim).to(device)))
+    return to_uint8(generator(latent_paths(ends, n_steps).to(device)))
 
 
 def save_generator(checkpoint_path: str | Path, generator_path: str | Path) -> None:
