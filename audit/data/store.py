@@ -64,15 +64,16 @@ def assign_splits(
     for members, names, shares in groups:
         for label in np.unique(labels[members]):
             in_class = rng.permutation(members[labels[members] == label])
-            counts = _largest_remainder(np.asarray(shares), in_class.shape[0])
+            counts = largest_remainder(np.asarray(shares) / np.sum(shares), in_class.shape[0])
             for name, chunk in zip(names, np.split(in_class, np.cumsum(counts)[:-1])):
                 assignment[chunk] = name
     return assignment.astype(str)
 
 
-def _largest_remainder(shares: np.ndarray, total: int) -> np.ndarray:
-    """Integer counts summing to ``total`` closest to ``shares * total``."""
-    exact = shares / shares.sum() * total
+def largest_remainder(fractions: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total`` closest to ``fractions * total`` (fractions sum to 1);
+    the largest fractional parts round up, ties in index order."""
+    exact = fractions * total
     counts = np.floor(exact).astype(int)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: total - counts.sum()]] += 1

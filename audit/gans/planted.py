@@ -20,6 +20,7 @@ import hashlib
 
 import numpy as np
 
+from audit.data.store import largest_remainder
 from audit.gans import SampleBatch, Sampler, SamplerContext
 from audit.io import AuditInputError
 
@@ -54,11 +55,7 @@ def planted_class_distribution(name: str, options: dict, real: np.ndarray) -> np
 
 def quota_counts(probs: np.ndarray, n: int) -> np.ndarray:
     """Integer class counts summing to ``n`` closest to ``probs * n`` (largest remainder)."""
-    exact = probs * n
-    counts = np.floor(exact).astype(int)
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: n - counts.sum()]] += 1
-    return counts
+    return largest_remainder(probs, n)
 
 
 def pool_members(name: str, data, probs: np.ndarray) -> list[np.ndarray]:
