@@ -1,4 +1,4 @@
-"""Shared fixtures: a prepared digits dataset and a runner for the Snakemake workflow."""
+"""Shared fixtures: prepared digits and scenes datasets and a runner for the Snakemake workflow."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def digits_prepared(tmp_path_factory):
     from audit.data.store import prepare
 
     return prepare(load(), tmp_path_factory.mktemp("digits") / "data", DEFAULT_SPLITS, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def scenes_prepared(tmp_path_factory):
+    """The default scenes set (3,200 RGB patches, 64x64; pool 640, test 800), prepared once."""
+    from audit.data.scenes import load
+    from audit.data.store import prepare
+
+    return prepare(load(), tmp_path_factory.mktemp("scenes") / "data", DEFAULT_SPLITS, seed=0, progress=False)
 
 
 def default_config() -> dict:

@@ -59,6 +59,21 @@ def test_noise_floor_and_dropped_counts():
     assert sp.dropped_directions(ratio, threshold=0.6, significant=3) == 2
 
 
+def test_effective_sample_size_by_hand():
+    a, b, c = (np.full((2, 2, 1), v, np.uint8) for v in (0, 1, 2))
+    images = np.stack([a, b, a, c, a])  # counts 3, 1, 1: N^2 / sum c^2 = 25 / 11
+    assert sp.effective_sample_size(images, chunk_size=2) == (3, pytest.approx(25 / 11))
+    assert sp.effective_sample_size(np.stack([a, b, c])) == (3, pytest.approx(3.0))
+
+
+def test_dropped_directions_capped_by_the_gans_own_directions():
+    ratio = np.array([0.9, 0.5, 0.3, 0.2, 0.05, 0.01])  # 4 of 6 above 0.1
+    assert sp.dropped_directions(ratio) == 2
+    assert sp.dropped_directions(ratio, gan_directions=3) == 3  # 3 directions cannot keep 4
+    assert sp.dropped_directions(ratio, gan_directions=10) == 2
+    assert sp.dropped_directions(ratio, significant=3, gan_directions=1) == 2
+
+
 # --------------------------------------------------------------------------------------------
 # streamed covariance and spectra against numpy
 
@@ -85,6 +100,23 @@ def test_streaming_covariance_memmap_and_offset_data(tmp_path):
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     reference = np.cov(images.reshape(3000, -1).astype(np.float64) / 255.0, rowvar=False)
     np.testing.assert_allclose(sp.streaming_covariance(mm, chunk_size=1000), reference, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [5, 40, 64])  # N < d, N = d: the Gram route
+def test_gram_route_matches_covariance(n):
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    cov = sp.streaming_covariance(images)
+    full_values, full_vectors = sp.eigenspectrum(cov, return_vectors=True)
+    values, total, vectors = sp.gram_spectrum(images, n_vectors=3, chunk_size=7)
+    assert values.shape == (64,) and vectors.shape == (64, 3)
+    np.testing.assert_allclose(values, full_values, rtol=0, atol=1e-12)
+    assert total == pytest.approx(np.trace(cov), rel=1e-12)
+    np.testing.assert_allclose(np.abs(np.sum(vectors * full_vectors[:, :3], axis=0)), 1.0, atol=1e-9)
+    assert np.count_nonzero(values > 1e-12) == n - 1  # centred data span N - 1 directions
+    route = sp.exact_spectrum(images, lambda eigs, total: 2)
+    assert route[3] == "gram" and route[2].shape == (64, 2)
+    assert sp.exact_spectrum(np.concatenate([images] * 2), None)[3] == ("gram" if 2 * n <= 64 else "covariance")
 
 
 def test_top_eigenspectrum_matches_full():
@@ -167,7 +199,7 @@ def test_planted_lowrank_generator_recovered(source):
     gan = _lowrank_gan(real, r)
     result = sp.analyse_spectra(real, gan)
     s = result.summary
-    assert s["method"] == "full-eigh" and s["k"] == s["d"] == real[0].size
+    assert s["method"].startswith("full-eigh") and s["k"] == s["d"] == real[0].size
     # effective number of GAN directions = eigenvalues above the rounding-noise floor
     assert abs(s["directions_gan"] - r) <= 0.1 * r
     assert s["directions_real"] > 2 * r
@@ -252,3 +284,42 @@ def test_cli_rejects_shape_mismatch(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "real.npy" in err and "gan.npy" in err
     assert not (tmp_path / "x.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# planted truth on the 64x64 RGB scenes (d = 12,288), through the pipeline's own samplers
+
+
+@pytest.fixture(scope="module")
+def scenes_spectra(scenes_prepared):
+    """Spectra of the pool resampler and the rank-10 projector against the 800 test patches."""
+    from audit.gans import SamplerContext, make_sampler
+    from audit.metrics.spectrum import _RowSubset
+
+    real = _RowSubset(scenes_prepared.images, scenes_prepared.rows("test"))
+    context = SamplerContext(data=scenes_prepared)
+    specs = {"lowrank": {"type": "lowrank", "rank": 10}, "uniform": {"type": "resample", "class_probs": "real"}}
+    return {name: sp.analyse_spectra(real, make_sampler(name, spec, context).sample(2000, 0).images)
+            for name, spec in specs.items()}
+
+
+def test_planted_lowrank_recovered_on_scenes(scenes_spectra):
+    r = 10
+    s = scenes_spectra["lowrank"].summary
+    assert s["d"] == 64 * 64 * 3 and s["method"] == "full-eigh (real: gram, gan: gram)"
+    # 2,000 draws from the 640 pool patches: duplicates share their rounding error, so the
+    # noise floor uses the effective sample size (the plain N = 2,000 floor counted 18)
+    assert s["n_distinct_gan"] <= 640 and s["n_effective_gan"] < s["n_distinct_gan"]
+    assert abs(s["directions_gan"] - r) <= 0.1 * r
+    assert s["n99_gan"] <= r
+    assert s["significant_real_directions"] > 20 * r
+    assert s["dropped_directions"] >= s["significant_real_directions"] - r
+    # per real direction, mixing of nearly equal real eigenvalues credits a few extra directions
+    assert s["low_ratio_directions"] >= s["significant_real_directions"] - r - 3
+    assert s["median_variance_ratio"] < 0.05
+
+
+def test_pool_resampler_keeps_every_scenes_direction(scenes_spectra):
+    s = scenes_spectra["uniform"].summary
+    assert s["dropped_directions"] == 0
+    assert 0.7 < s["median_variance_ratio"] < 1.4
