@@ -48,7 +48,7 @@ DEFAULT_GRID = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 DEFAULT_GAN_GRID = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 #: recipe columns of the real-curve CSV (the GAN-trained classifiers reuse them)
 RECIPE_COLUMNS = ("arch", "steps", "batch_size", "lr", "weight_decay", "flip", "shift", "linear_c_grid",
-                  "linear_max_elements", "linear_lr")
+                  "linear_max_pixels", "linear_lr")
 REAL_COLUMNS = ("kind", "n", "seed", "train_accuracy", "val_accuracy", "test_accuracy", "image_shape",
                 "n_classes", *RECIPE_COLUMNS)
 
@@ -254,7 +254,7 @@ def main_real(args) -> None:
     recipe = dv.Recipe(arch=choose_architecture(args.arch, data.images.shape[1:]), steps=args.steps,
                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, flip=args.flip,
                        shift=args.shift, linear_c_grid=parse_floats(args.linear_c_grid, "--linear-c-grid"),
-                       linear_max_elements=args.linear_max_elements, linear_lr=args.linear_lr,
+                       linear_max_pixels=args.linear_max_pixels, linear_lr=args.linear_lr,
                        device=resolve_device(args.device))
     seeds = [args.seed + i for i in range(args.seeds)]
     table = real_curve(data, grid, seeds, recipe, workers=workers)
@@ -304,7 +304,7 @@ def load_real_curve(path, data: PreparedDataset) -> tuple[pd.DataFrame, dv.Recip
                        lr=float(first["lr"]), weight_decay=float(first["weight_decay"]),
                        flip=bool(first["flip"]), shift=int(first["shift"]),
                        linear_c_grid=tuple(json.loads(first["linear_c_grid"])),
-                       linear_max_elements=float(first["linear_max_elements"]), linear_lr=float(first["linear_lr"]))
+                       linear_max_pixels=int(first["linear_max_pixels"]), linear_lr=float(first["linear_lr"]))
     return table, recipe
 
 
@@ -560,8 +560,9 @@ def main(argv: list[str] | None = None) -> None:
     real.add_argument("--flip", action="store_true")
     real.add_argument("--shift", type=int, default=1)
     real.add_argument("--linear-c-grid", nargs="+", default=["0.01", "0.1", "1", "10"])
-    real.add_argument("--linear-max-elements", type=float, default=2e7,
-                      help="N*d above which the linear classifier is a torch layer instead of scikit-learn")
+    real.add_argument("--linear-max-pixels", type=int, default=1024,
+                      help="pixels per image (H*W*C) above which the linear classifier is a torch layer "
+                           "instead of scikit-learn, for the real curve and every GAN alike")
     real.add_argument("--linear-lr", type=float, default=0.03, help="peak learning rate of that torch layer")
 
     gan = sub.add_parser("gan", parents=[common], help="one GAN against the real curve")

@@ -317,11 +317,11 @@ def test_parallel_workers_give_the_same_numbers(digits_prepared):
 
 
 def test_torch_linear_path_for_large_inputs(digits_prepared):
-    """Above ``linear_max_elements`` (N * d) the linear classifier is a torch layer on
+    """Above ``linear_max_pixels`` (d) the linear classifier is a torch layer on
     standardised pixels trained for the step budget; on 300 digits it still learns (sklearn: ~0.93)."""
     x, y = digits_prepared.subset("train")
     vx, vy = digits_prepared.subset("val")
-    recipe = dv.Recipe(steps=60, linear_max_elements=0)
+    recipe = dv.Recipe(steps=60, linear_max_pixels=0)
     row = dv.train_and_evaluate("linear", x[:300], y[:300], vx, vy, *digits_prepared.subset("test"), 10, recipe, 0)
     assert row["method"].startswith("torch linear") and row["selected"].startswith("step=")
     assert row["test_accuracy"] > 0.8
