@@ -73,7 +73,9 @@ def spectrum_section(gans: list[str], spectra: dict, results: Path) -> str:
 images: effective rank {first['effective_rank_real']:.1f}, {first['directions_real']} directions above the uint8
 rounding-noise floor, {first['n90_real']} / {first['n99_real']} for 90% / 99% of the variance. For each GAN the
 same figures, and the real principal directions (the first {first['significant_real_directions']}) along which the GAN
-keeps less than {first['dropped_threshold']} of the real variance (<em>dropped</em>).</p>
+keeps less than {first['dropped_threshold']} of the real variance (<em>dropped</em>); a GAN with m directions above
+its own noise floor is counted as keeping at most m. The noise floors use each set's effective sample size, because
+repeated images share their rounding error.</p>
 {_table(pd.DataFrame(rows))}<div style="display:flex;flex-wrap:wrap;gap:.5em">{plots}</div>"""
 
 

@@ -5,7 +5,7 @@
 
 Writes ``n`` synthetic 178x218 JPEGs (smooth random colour fields plus noise, ~5-10 KB each
 like the real aligned faces) and the official ``list_attr_celeba.txt`` /
-``list_eval_partition.txt`` into a temporary directory, then runs the CelebA loader and
+``list_eval_partition.txt`` (audit/data/synthetic.py) into a temporary directory, then runs the CelebA loader and
 :func:`audit.data.store.prepare` on it, exactly as ``python -m audit.prepare`` would. Exits
 with status 1 if the peak resident set size reaches the 4 GiB budget.
 """
@@ -20,50 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 
 from audit.data import load_source
 from audit.data.store import prepare
+from audit.data.synthetic import write_celeba
 
-#: Line 2 of the official list_attr_celeba.txt.
-ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 RSS_BUDGET = 4 * 2**30  # bytes
-WIDTH, HEIGHT = 178, 218
-
-
-def write_celeba(root: Path, n: int, seed: int) -> None:
-    """Write ``n`` JPEGs and the two annotation files in the official formats."""
-    rng = np.random.default_rng(seed)
-    image_dir = root / "img_align_celeba"
-    image_dir.mkdir(parents=True)
-    # A bank of noise tiles, sliced at random offsets: texture without a per-image RNG cost.
-    noise = rng.normal(0, 5, size=(2 * HEIGHT, 2 * WIDTH, 3)).astype(np.float32)
-    names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    for name in names:
-        coarse = Image.fromarray(rng.integers(0, 256, size=(7, 6, 3), dtype=np.uint8))
-        base = np.asarray(coarse.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC), dtype=np.float32)
-        dy, dx = rng.integers(0, HEIGHT), rng.integers(0, WIDTH)
-        pixels = np.clip(base + noise[dy:dy + HEIGHT, dx:dx + WIDTH], 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(image_dir / name, quality=90)
-    values = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n, len(ATTRIBUTES)))
-    with open(root / "list_attr_celeba.txt", "w") as handle:
-        handle.write(f"{n}\n" + " ".join(ATTRIBUTES) + " \n")
-        for name, row in zip(names, values):
-            handle.write(name + "".join(f" {v:2d}" for v in row) + "\n")
-    # Official proportions: 162,770 / 19,867 / 19,962 of 202,599, contiguous in file order.
-    cuts = np.rint(np.array([162770, 162770 + 19867]) / 202599 * n).astype(int)
-    partition = np.searchsorted(cuts, np.arange(n), side="right")
-    with open(root / "list_eval_partition.txt", "w") as handle:
-        handle.writelines(f"{name} {p}\n" for name, p in zip(names, partition))
-
-
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -78,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_celeba_", dir=args.workdir))
     try:
         start = time.perf_counter()
-        write_celeba(work / "celeba", args.n, args.seed)
+        write_celeba(work / "celeba", args.n, args.seed, noise=5.0)
         written = time.perf_counter()
         source = load_source("celeba", root=str(work / "celeba"))
         loaded = time.perf_counter()

@@ -12,18 +12,11 @@ from torchvision import transforms
 
 from audit.data.celeba import centre_box
 from audit.data.store import PreparedDataset
+from audit.data.synthetic import CELEBA_ATTRIBUTES, write_celeba as write_official_celeba
 from tests.conftest import assert_cli_error
 from audit.io import AuditInputError
 from audit.prepare import main
 
-#: The 40 attributes in the order of line 2 of the official list_attr_celeba.txt.
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 N_IMAGES = 36
 #: Official partition is contiguous in file order: here rows 0..23 train, 24..29 valid, 30..35 test.
 PARTITION = np.repeat([0, 1, 2], [24, 6, 6])
@@ -31,26 +24,8 @@ SPLITS = ["train=0.5", "val=0.1", "pool=0.2", "test=0.2"]
 
 
 def write_celeba(root, n=N_IMAGES, seed=0):
-    """Write ``n`` 178x218 JPEGs and the attribute/partition files; return the (n, 40) ±1 values."""
-    rng = np.random.default_rng(seed)
-    (root / "img_align_celeba").mkdir(parents=True)
-    values = rng.choice([-1, 1], size=(n, 40))
-    # Every (Male, Smiling) combination in every official partition part.
-    values[:, CELEBA_ATTRIBUTES.index("Male")] = np.where(np.arange(n) % 4 >= 2, 1, -1)
-    values[:, CELEBA_ATTRIBUTES.index("Smiling")] = np.where(np.arange(n) % 2 == 1, 1, -1)
-    names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    for name in names:
-        coarse = rng.integers(0, 256, size=(11, 9, 3), dtype=np.uint8)
-        Image.fromarray(coarse).resize((178, 218), Image.Resampling.BICUBIC).save(
-            root / "img_align_celeba" / name, quality=90)
-    # Official spacing: values right-aligned in width 2, header with a trailing space.
-    lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
-    lines += [name + "".join(f" {v:2d}" for v in row) for name, row in zip(names, values)]
-    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    # The partition file is written with CRLF endings, as some copies of it are.
-    (root / "list_eval_partition.txt").write_bytes(
-        "".join(f"{name} {p}\r\n" for name, p in zip(names, PARTITION[:n])).encode())
-    return values
+    """The official formats (audit/data/synthetic.py), CRLF partition file, fixed partition."""
+    return write_official_celeba(root, n, seed, partition=PARTITION, crlf=True)
 
 
 @pytest.fixture(scope="module")
