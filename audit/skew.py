@@ -22,16 +22,15 @@ import pandas as pd
 from audit.data.store import PreparedDataset
 from audit.io import AuditInputError, load_json, load_table, run_cli, save_json, save_table
 from audit.metrics import skew as sk
+from audit.metrics.bootstrap import percentile_interval
 
 
 def summarise(values: np.ndarray) -> dict:
-    """Point-free summary of bootstrap replicates: 95% percentile interval."""
-    finite = values[np.isfinite(values)]
-    if finite.size < values.size:
-        return {"low": float(np.percentile(values, 2.5)) if finite.size > 0.975 * values.size else float("inf"),
-                "high": float("inf"), "fraction_infinite": float(1 - finite.size / values.size)}
-    low, high = sk.percentile_interval(values)
-    return {"low": low, "high": high}
+    """95% percentile interval of bootstrap replicates (:func:`percentile_interval`); with the
+    share of infinite replicates when there are any (KL to a distribution with an empty class)."""
+    low, high = percentile_interval(values)
+    infinite = float(np.mean(np.isinf(values)))
+    return {"low": low, "high": high, **({"fraction_infinite": infinite} if infinite else {})}
 
 
 def audit_skew(

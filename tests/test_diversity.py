@@ -21,6 +21,7 @@ from audit import diversity as stage
 from audit.gans import SamplerContext, make_sampler
 from audit.io import AuditInputError, run_cli
 from audit.metrics import diversity as dv
+from audit.metrics.bootstrap import percentile_interval
 
 INF = math.inf
 
@@ -62,9 +63,11 @@ def test_equivalent_sample_size_interpolates_in_log_n():
 
 def test_censored_percentiles_and_descriptions():
     values = np.array([-INF, 5.0, 7.0, INF])
-    assert dv.censored_percentile(values, 2.5) == -INF
-    assert dv.censored_percentile(values, 50) == 5.0   # inverted CDF: an actual value, no interpolation
-    assert dv.censored_percentile(values, 97.5) == INF
+    assert percentile_interval(values) == (-INF, INF)
+    assert percentile_interval(values, level=0.0) == (5.0, 5.0)  # inverted CDF: an actual value, no interpolation
+    # 1,000 replicates, 10 of them +inf: the 97.5th percentile is still a number
+    values = np.r_[np.arange(990.0), np.full(10, INF)]
+    assert percentile_interval(values) == (24.0, 974.0)
     assert dv.describe_n(-INF, 20, 809) == {"value": None, "censored": "below", "bound": 20.0, "text": "< 20"}
     assert dv.describe_n(INF, 20, 809) == {"value": None, "censored": "above", "bound": 809.0, "text": "> 809"}
     assert dv.describe_n(43.4, 20, 809) == {"value": 43.4, "censored": None, "text": "43"}

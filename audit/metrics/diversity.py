@@ -12,7 +12,7 @@ Two parts, both on arrays:
 
 * pure functions on accuracy curves: :func:`isotonic_increasing`, :func:`mean_curve`,
   :func:`equivalent_sample_size` (interpolation in log n with censoring),
-  :func:`censored_percentile`, :func:`n_equiv_summary` (point, per-seed pairings, bootstrap
+  :func:`n_equiv_summary` (point, per-seed pairings, bootstrap
   over seeds);
 * training and evaluation helpers: :func:`stratified_subset`, :func:`holdout_split`,
   :func:`fit_linear`, :func:`fit_deep`, :func:`train_and_evaluate`, :func:`constant_result`.
@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from collections.abc import Callable
 
 import numpy as np
+
+from audit.metrics.bootstrap import percentile_interval
 
 #: the name every output gives the real-test accuracy of a GAN-trained classifier
 CAS_ALIASES = ("accuracy on the real test split of the classifier trained on GAN samples = Classification "
@@ -110,17 +112,6 @@ def equivalent_sample_size(n_grid: np.ndarray, curve: np.ndarray, target: float)
     return float(np.exp(log_n))
 
 
-def censored_percentile(values: np.ndarray, q: float) -> float:
-    """The q-th percentile (q in [0, 100]) of values that may be ``-inf`` / ``+inf`` (censored).
-
-    Uses the inverted-CDF definition (an actual value of the sample, no interpolation), so a
-    percentile that lands among censored values is itself censored rather than a made-up number.
-    Censoring keeps the order: "< n_min" ranks below every number, "> n_max" above.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.percentile(values, q, method="inverted_cdf"))
-
-
 def describe_n(value: float, n_min: float, n_max: float) -> dict:
     """JSON-ready form of a (possibly censored) sample size.
 
@@ -173,11 +164,11 @@ def n_equiv_summary(n_grid: np.ndarray, real_accuracy: np.ndarray, gan_accuracy:
         estimate(real[rng.integers(0, real.shape[0], real.shape[0])], gan[rng.integers(0, gan.size, gan.size)])
         for _ in range(n_bootstrap)
     ])
-    alpha = (1 - level) / 2 * 100
+    ci_low, ci_high = percentile_interval(replicates, level)
     result = {
         "point": describe_n(point, n_min, n_max),
-        "ci_low": describe_n(censored_percentile(replicates, alpha), n_min, n_max),
-        "ci_high": describe_n(censored_percentile(replicates, 100 - alpha), n_min, n_max),
+        "ci_low": describe_n(ci_low, n_min, n_max),
+        "ci_high": describe_n(ci_high, n_min, n_max),
         "ci_level": level,
         "ci_method": f"percentile bootstrap over seeds ({n_bootstrap} replicates; real and GAN seeds "
                      "resampled independently)",

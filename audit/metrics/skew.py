@@ -201,9 +201,3 @@ def perfect_generator_null(
             out[name].append(total_variation(dist, reference))
     return {name: np.asarray(values) for name, values in out.items()}
 
-
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided percentile bootstrap interval; infinities propagate."""
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
