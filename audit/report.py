@@ -23,6 +23,7 @@ from audit.metrics.skew import ESTIMATES
 
 SPECTRUM_COLUMNS = {"effective_rank_gan": "spectrum_effective_rank", "directions_gan": "spectrum_directions",
                     "dropped_directions": "spectrum_dropped_directions",
+                    "low_ratio_directions": "spectrum_low_ratio_directions",
                     "significant_real_directions": "spectrum_significant_real_directions"}
 
 
@@ -66,6 +67,7 @@ def spectrum_section(gans: list[str], spectra: dict, results: Path) -> str:
     rows = [{"gan": g, "effective rank": spectra[g]["effective_rank_gan"], "directions above noise": spectra[g]["directions_gan"],
              "n90": spectra[g]["n90_gan"], "n99": spectra[g]["n99_gan"],
              "dropped real directions": f"{spectra[g]['dropped_directions']} of {spectra[g]['significant_real_directions']}",
+             "below the ratio, per direction": spectra[g]["low_ratio_directions"],
              "median variance ratio": spectra[g]["median_variance_ratio"]} for g in gans if g in spectra]
     plots = "".join(f"<div>{_img(results / 'spectrum' / f'{g}.png', 360)}</div>" for g in gans if g in spectra)
     return f"""<h2>Covariance spectra (Santurkar et al. 2017, section 4)</h2>
