@@ -349,7 +349,8 @@ def audit_gan(images: np.ndarray, labels: np.ndarray, data: PreparedDataset, rea
             tasks.append((kind, None, dv.run_seed(s, n_all, k, 1)))
             keys.append({"role": "seeds", "N": n_all, "seed": s})
     order = np.random.default_rng([seed, 31337]).permutation(n_all)
-    sizes = saturation_sizes(gan_grid or list(DEFAULT_GAN_GRID), n_all)
+    # None: the default grid; [] (tests, quick checks): no saturation curve beyond the seeds on all N
+    sizes = saturation_sizes(list(DEFAULT_GAN_GRID) if gan_grid is None else gan_grid, n_all)
     for n in sizes:
         if n < n_all:
             for k, kind in enumerate(kinds):

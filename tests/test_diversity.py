@@ -191,8 +191,10 @@ def test_real_curve_on_digits(real_table):
 @pytest.mark.slow
 def test_memoriser_is_worth_at_most_2k_real_images(digits_prepared, real_table):
     # k = 50 images (+ noise of 2 grey levels) emitted 2000 times: worth about 50 real images
-    result, _ = planted_audit(digits_prepared, real_table, {"type": "memoriser", "k": 50})
+    result, table = planted_audit(digits_prepared, real_table, {"type": "memoriser", "k": 50})
     assert result["n_gan_train"] == 1800 and result["n_gan_val"] == 200
+    # gan_grid=[]: no saturation classifiers beyond the seeds' own runs on all N
+    assert set(table.loc[table["role"] == "saturation", "N"]) == {1800} and len(table) == 2 * 2 + 2
     for kind in ("deep", "linear"):
         score = result["scores"][kind]
         n_equiv = score["n_equiv"]
