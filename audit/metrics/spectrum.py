@@ -32,10 +32,12 @@ noise floor (:func:`quantisation_noise_floor`)
     q * (1 + sqrt(d / N))^2. The floor used here is ``factor`` (default 4) times that edge: an
     eigenvalue below it is indistinguishable from rounding and is not counted as a direction.
 ``directions`` (:func:`directions_above_noise_floor`)
-    number of eigenvalues above the noise floor: the *effective number of directions* of a sample
-    set. Unlike n99 it does not depend on how the variance is shared among the kept directions
-    (a GAN that keeps r directions with unequal variances has n99 < r), and the floor makes it
-    immune to the isotropic rounding noise that re-quantisation adds to every direction.
+    number of eigenvalues above the noise floor: the *effective number of directions* of a
+    sample set. The floor uses the set's effective sample size (:func:`effective_sample_size`),
+    since repeated images share their rounding error. Unlike n99 it does not depend on how the
+    variance is shared among the kept directions (a GAN that keeps r directions with unequal
+    variances has n99 < r), and the floor makes it immune to the isotropic rounding noise that
+    re-quantisation adds to every direction.
 ``variance ratio`` (:func:`directional_variance_ratio`)
     for each real principal direction v_i: (v_i^T C_gan v_i) / lambda_i^real, the GAN's variance
     along that direction relative to the real data's. 1 = kept, ~0 = dropped.
@@ -45,7 +47,8 @@ noise floor (:func:`quantisation_noise_floor`)
     rounding).
 ``dropped directions`` (:func:`dropped_directions`)
     number of significant real directions whose variance ratio is below ``threshold``
-    (default 0.1: the GAN has less than a tenth of the real variance along it).
+    (default 0.1: the GAN has less than a tenth of the real variance along it), and at least
+    significant - directions_gan: a GAN that varies along m directions keeps at most m.
 
 Accuracy of the streamed covariance
 -----------------------------------
@@ -59,6 +62,11 @@ falls back to float64 matmuls if they differ (e.g. a reduced-precision matmul mo
 Only the upper block triangle of the Gram matrix is multiplied: (b + 1) / (2 b) of the flops for
 b column blocks (58% at d = 12,288 with 2,048-column blocks).
 Float input uses float64 matmuls on data shifted by the first chunk's mean (shifted sums).
+
+Exact spectra take the cheaper of two routes (:func:`exact_spectrum`): for N <= d the N x N
+Gram matrix (:func:`gram_spectrum`: same nonzero eigenvalues, eigenvectors mapped back through
+the data), for N > d the d x d covariance below. The 800 real test patches of 64x64 scenes are
+then an 800 x 800 problem.
 
 Memory, d = 12,288 (64x64x3), N = 50,000: the float64 covariance is 1.2 GB and eigvalsh copies
 it once more (2.4 GB of matrices; ~3.5 GiB process RSS with torch and the memmap pages). The
