@@ -823,8 +823,14 @@ def plot_spectra(table: pd.DataFrame, path, title: str | None = None, floors: Ma
             if floors and name in floors:
                 ax.axhline(floors[name], color=palette[name], ls=":", lw=1)
         ax.set_yscale("log")
-        if floors:  # below the rounding floor is noise; do not let 1e-20 round-off set the scale
-            ax.set_ylim(bottom=min(floors.values()) / 30)
+        # below the rounding floor is noise; do not let 1e-20 round-off set the scale
+        bottom = min(floors.values()) / 30 if floors else 0.0
+        if floors:
+            ax.set_ylim(bottom=bottom)
+        # spectra of fewer images than pixels end in zeros and round-off: stop the x-axis there
+        shown = np.flatnonzero((table[names].to_numpy(dtype=float) > bottom).any(axis=1))
+        if shown.size:
+            ax.set_xlim(0, 1.03 * float(table["index"].iloc[shown[-1]]))
         ax.set_xlabel("principal direction (descending)")
         ax.set_ylabel("eigenvalue / total variance")
         ax.set_title(title or "Pixel-covariance spectrum")
