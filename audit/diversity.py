@@ -455,7 +455,7 @@ def plot_diversity(real_table: pd.DataFrame, result: dict, path, title: str) -> 
             continue
         eq = score["n_equiv"]
         label = (f"GAN-trained {kind}: CAS {score['classification_accuracy_score']:.3f}, "
-                 f"n_equiv {eq['text']} [{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]")
+                 f"n_equiv {eq['text']} {dv.interval_text(score)}")
         left.axhline(score["classification_accuracy_score"], color=colour, ls="--", lw=1.2, label=label)
         if eq["value"] is not None:
             left.plot([eq["value"]], [score["classification_accuracy_score"]], "x", color=colour, ms=10, mew=2)
@@ -529,7 +529,7 @@ def main_gan(args) -> None:
     for kind, score in result["scores"].items():
         print(f"{args.name} {kind}: CAS (GAN-train) {score['classification_accuracy_score']:.4f}, "
               f"train {_fmt(score['gan_train_accuracy_on_gan_samples'])}, n_equiv {score['n_equiv']['text']} "
-              f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}] "
+              f"{dv.interval_text(score)} "
               f"of N={result['n_gan_train']}")
     print(f"{args.name}: {result['seconds']:.1f}s")
 

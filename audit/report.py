@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audit.io import atomic_path, load_json, run_cli, save_table
+from audit.metrics import diversity as dv
 from audit.metrics.skew import ESTIMATES
 
 
@@ -53,7 +54,7 @@ def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None,
         row[f"{kind}_classification_accuracy_score"] = score["classification_accuracy_score"]
         row[f"{kind}_train_accuracy_on_gan"] = score["gan_train_accuracy_on_gan_samples"]
         row[f"{kind}_n_equiv"] = score["n_equiv"]["text"]
-        row[f"{kind}_n_equiv_ci"] = f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]"
+        row[f"{kind}_n_equiv_ci"] = dv.interval_text(score)
     for key in ("support_size", "rank", "blank_fraction"):
         if key in truth:
             row[f"planted_{key}"] = truth[key]
@@ -147,7 +148,7 @@ def diversity_section(gans: list[str], diversity: dict, real_curve: dict | None,
                          "accuracy on GAN samples (train)": score["gan_train_accuracy_on_gan_samples"],
                          "real-test accuracy (CAS = GAN-train)": score["classification_accuracy_score"],
                          "n_equiv real images": score["n_equiv"]["text"],
-                         "95% CI": f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]"})
+                         "95% CI": dv.interval_text(score)})
     curve = ""
     if real_curve is not None:
         curves = real_curve["curves"]

@@ -71,7 +71,7 @@ def main() -> None:
         for kind, score in result["scores"].items():
             print(f"{name:>9} {kind:>6}: CAS {score['classification_accuracy_score']:.3f}, train acc "
                   f"{score['gan_train_accuracy_on_gan_samples']:.3f}, n_equiv {score['n_equiv']['text']} "
-                  f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}] "
+                  f"{dv.interval_text(score)} "
                   f"(per seed {[s['text'] for s in score['n_equiv_per_seed']]}), target {target}")
         print(f"{name:>9}: N = {result['n_gan_train']} train / {result['n_gan_val']} val, {seconds:.0f} s")
 

@@ -25,8 +25,8 @@ BENCH = f"{RESULTS}/benchmarks/{DATASET}"
 HEAVY_THREADS = config["threads"]
 
 #: random horizontal flips for classifiers: `auto` flips photos (scenes, CelebA, LSUN), not digits
-ANNOTATOR_FLIP = (config["annotator"].get("flip", "auto") if config["annotator"].get("flip", "auto") != "auto"
-                  else DATASET != "digits")
+_FLIP = config["annotator"].get("flip", "auto")
+ANNOTATOR_FLIP = DATASET != "digits" if _FLIP == "auto" else _FLIP
 
 GANS = list(config["gans"])
 TRAINED_TYPES = ("dcgan", "wgan-gp")

@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from audit.data.store import largest_remainder
 from audit.metrics.bootstrap import percentile_interval
 
 #: the name every output gives the real-test accuracy of a GAN-trained classifier
@@ -126,6 +127,12 @@ def describe_n(value: float, n_min: float, n_max: float) -> dict:
     return {"value": float(value), "censored": None, "text": f"{value:.0f}"}
 
 
+def interval_text(score: dict) -> str:
+    """``"[lo, hi]"``: the n_equiv 95% interval of one classifier kind's score, censored bounds as
+    "< n" / "> n" (the text every output prints)."""
+    return f"[{score['n_equiv_ci_low']['text']}, {score['n_equiv_ci_high']['text']}]"
+
+
 def n_equiv_summary(n_grid: np.ndarray, real_accuracy: np.ndarray, gan_accuracy: np.ndarray,
                     n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """n_equiv with a confidence interval over training seeds.
@@ -188,16 +195,6 @@ def n_equiv_summary(n_grid: np.ndarray, real_accuracy: np.ndarray, gan_accuracy:
 # subsets
 
 
-def quota(weights: np.ndarray, total: int) -> np.ndarray:
-    """Integer counts summing to ``total`` closest to ``weights / sum * total`` (largest remainder)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    exact = weights / weights.sum() * total
-    counts = np.floor(exact).astype(int)
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: total - counts.sum()]] += 1
-    return counts
-
-
 def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of ``n`` of the items, class-stratified and nested in ``n``.
 
@@ -211,7 +208,7 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     if n >= labels.size:
         return np.arange(labels.size)
     classes, sizes = np.unique(labels, return_counts=True)
-    counts = quota(sizes, n)
+    counts = largest_remainder(sizes / sizes.sum(), n)
     while np.any(counts == 0) and n >= classes.size:  # one of every class, taken from the largest
         empty, largest = int(np.flatnonzero(counts == 0)[0]), int(np.argmax(counts))
         counts[largest] -= 1
@@ -236,7 +233,7 @@ def holdout_split(labels: np.ndarray, fraction: float, max_holdout: int, seed: i
     classes = np.unique(labels)
     per_class = np.array([int(np.floor(fraction * np.sum(labels == c))) for c in classes])
     if per_class.sum() > max_holdout:
-        per_class = np.minimum(per_class, quota(per_class, max_holdout))
+        per_class = np.minimum(per_class, largest_remainder(per_class / per_class.sum(), max_holdout))
     train, val = [], []
     for c, k in zip(classes, per_class):
         members = rng.permutation(np.flatnonzero(labels == c))
