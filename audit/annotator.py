@@ -1,58 +1,45 @@
 """Stage ``annotator``: train the classifier that labels GAN samples, calibrate and test it.
 
-    python -m audit.annotator --data results/digits/data --out results/digits/annotator \
-        --arch auto --epochs 60 --seed 0 --threads 2
+    python -m audit.annotator --data results/digits/data --model results/digits/annotator/model.pt \
+        --metrics results/digits/annotator/metrics.json \
+        --test-predictions results/digits/annotator/test_predictions.csv \
+        --confusion results/digits/annotator/confusion.png --arch auto --epochs 60 --batch-size 64 \
+        --lr 0.002 --patience 15 --no-flip --shift 1 --seed 0 --threads 2 --device auto
 
 Trained on the real ``train`` split; early stopping and temperature scaling on ``val``;
-every figure below measured on the untouched ``test`` split. Outputs in ``--out``:
+every figure below measured on the untouched ``test`` split. Outputs:
 
-``model.pt``            weights, architecture, class names and the fitted temperature
-``metrics.json``        test accuracy, per-class accuracy, confusion matrix, ECE before/after
-                        calibration, temperature, training history
-``test_predictions.csv`` one row per test image: row, label, predicted, confidence, p_<k>;
+``--model``             weights, architecture, class names and the fitted temperature
+``--metrics``           JSON: test accuracy, per-class accuracy, confusion matrix, ECE
+                        before/after calibration, temperature, training history
+``--test-predictions``  one row per test image: row, label, predicted, confidence, p_<k>;
                         the skew stage measures the annotator's error rates from it
-``confusion.png``       the row-normalised confusion matrix
+``--confusion``         PNG: the row-normalised confusion matrix
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from audit.cli import add_outputs, run_cli, stage_parser
 from audit.data.store import PreparedDataset
-from audit.io import AuditInputError, run_cli, save_json, save_table
+from audit.io import AuditInputError, save_json, save_table
 from audit.runtime import configure_torch, resolve_device
 
 
-def prediction_table(rows: np.ndarray, labels: np.ndarray | None, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per image: row, [label], predicted, confidence, p_0 .. p_{K-1}."""
-    table = pd.DataFrame({"row": rows})
-    if labels is not None:
-        table["label"] = labels
-    table["predicted"] = probabilities.argmax(axis=1)
-    table["confidence"] = probabilities.max(axis=1)
-    for k in range(probabilities.shape[1]):
-        table[f"p_{k}"] = probabilities[:, k]
-    return table
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audit.annotator", description=__doc__.splitlines()[0])
+    parser = stage_parser("audit.annotator", __doc__)
     parser.add_argument("--data", required=True, help="prepared dataset directory")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--arch", default="auto")
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--patience", type=int, default=15)
-    parser.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits)")
-    parser.add_argument("--shift", type=int, default=1, help="random shifts of up to this many pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="auto")
+    add_outputs(parser, model="the calibrated classifier (.pt)", metrics="test figures and history (.json)",
+                test_predictions="one row per test image (.csv)", confusion="confusion matrix plot (.png)")
+    parser.add_argument("--arch", required=True, help="auto | smallcnn | resnet18")
+    parser.add_argument("--epochs", type=int, required=True, help="upper bound; early stopping on val")
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--lr", type=float, required=True, help="peak learning rate (one-cycle AdamW)")
+    parser.add_argument("--patience", type=int, required=True, help="epochs without a better val accuracy")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, required=True,
+                        help="random horizontal flips (not for digits)")
+    parser.add_argument("--shift", type=int, required=True, help="random shifts of up to this many pixels")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         raise AuditInputError(f"annotator.epochs: must be >= 1, got {args.epochs}")
@@ -60,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_torch(args.threads, args.seed)
     from audit.models.classifier import (build_classifier, calibrated_probabilities, choose_architecture,
                                          expected_calibration_error, fit_temperature, predict_logits,
-                                         save_classifier, train_classifier)
+                                         prediction_table, save_classifier, train_classifier)
     from audit.metrics.skew import confusion_matrix
 
     device = resolve_device(args.device)
@@ -98,14 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         "history": result.history,
         "class_names": list(data.class_names),
     }
-    out = Path(args.out)
-    save_classifier(out / "model.pt", result.model, arch, data.images.shape[1:], data.class_names, temperature)
-    save_table(out / "test_predictions.csv", prediction_table(test_rows, test_y, calibrated))
+    save_classifier(args.model, result.model, arch, data.images.shape[1:], data.class_names, temperature)
+    save_table(args.test_predictions, prediction_table(test_rows, test_y, calibrated))
     from audit.plots import plot_confusion
 
-    plot_confusion(confusion, data.class_names, out / "confusion.png",
+    plot_confusion(confusion, data.class_names, args.confusion,
                    title=f"annotator on real test images: accuracy {metrics['test_accuracy']:.3f}")
-    save_json(out / "metrics.json", metrics)
+    save_json(args.metrics, metrics)
     print(f"annotator {arch}: test accuracy {metrics['test_accuracy']:.4f}, T={temperature:.3f}, "
           f"ECE {metrics['ece_before_calibration']:.4f} -> {metrics['ece_after_calibration']:.4f}")
 

@@ -40,6 +40,25 @@ def semantic_error(config: dict) -> str | None:
     return None
 
 
+#: datasets of photographs: random horizontal flips are label-preserving there, not on digits
+PHOTO_DATASETS = ("scenes", "celeba", "lsun")
+
+
+def classifier_flip(config: dict) -> bool:
+    """Whether the annotator and the diversity classifiers train with random horizontal flips:
+    ``annotator.flip`` when it is a boolean; ``auto`` flips photographs only (a mirrored digit
+    is not the same digit)."""
+    flip = config["annotator"]["flip"]
+    return config["dataset"]["name"] in PHOTO_DATASETS if flip == "auto" else bool(flip)
+
+
+def diversity_architecture(config: dict) -> str:
+    """The deep diversity classifier's ``--arch``: ``diversity.arch``, where ``annotator`` means
+    the annotator's own ``annotator.arch`` (which may itself be ``auto``: chosen by image size)."""
+    arch = config["diversity"]["arch"]
+    return config["annotator"]["arch"] if arch == "annotator" else arch
+
+
 def check_config(config: dict, schema_path: str | Path, source: str = "config.yaml") -> None:
     """Exit with status 1 and one line on stderr if the configuration is invalid."""
     problem = schema_error(config, schema_path) or semantic_error(config)

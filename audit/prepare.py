@@ -1,17 +1,20 @@
 """Stage ``prepare``: real dataset -> prepared uint8 images, labels and split plan.
 
     python -m audit.prepare --dataset digits --out results/digits/data --seed 0 \
-        --splits train=0.45 val=0.1 pool=0.2 test=0.25 [--option key=value ...]
+        --splits train=0.45 val=0.1 pool=0.2 test=0.25 --option [key=value ...]
+
+Output: the prepared dataset directory ``--out`` (:mod:`audit.data.store`: ``images.npy``,
+``index.csv``, ``meta.json``), the one directory every later stage reads as ``--data``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from audit.cli import run_cli, stage_parser
 from audit.data import load_source
 from audit.data.store import prepare
-from audit.io import AuditInputError, run_cli
+from audit.io import AuditInputError
 
 
 def parse_assignments(items: list[str], flag: str) -> dict:
@@ -29,12 +32,12 @@ def parse_assignments(items: list[str], flag: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audit.prepare", description=__doc__.splitlines()[0])
+    parser = stage_parser("audit.prepare", __doc__, threads=False, device=False)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--out", required=True, help="directory of the prepared dataset")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output: directory of the prepared dataset")
     parser.add_argument("--splits", nargs="+", required=True, help="split=fraction for train val pool test")
-    parser.add_argument("--option", nargs="*", default=[], help="dataset options, key=value (JSON values)")
+    parser.add_argument("--option", nargs="*", required=True,
+                        help="dataset options, key=value (JSON values); none: a bare --option")
     args = parser.parse_args(argv)
     fractions = {k: float(v) for k, v in parse_assignments(args.splits, "--splits").items()}
     source = load_source(args.dataset, **parse_assignments(args.option, "--option"))

@@ -1,15 +1,24 @@
 """Stage ``report``: one row per GAN in ``summary.csv`` and a self-contained ``report.html``.
 
-    python -m audit.report --results results/digits --gans dcgan skewed uniform \
+    python -m audit.report --gans dcgan skewed --meta results/digits/data/meta.json \
+        --annotator-metrics results/digits/annotator/metrics.json \
+        --confusion results/digits/annotator/confusion.png \
+        --skew results/digits/skew/dcgan.json results/digits/skew/skewed.json \
+        --skew-plots results/digits/skew/dcgan.png results/digits/skew/skewed.png \
+        --truths ... --previews ... --interpolations results/digits/gans/dcgan/interpolation.png - \
+        --spectra ... --spectrum-plots ... --diversity ... --diversity-plots ... \
+        --real-curve results/digits/diversity/real_curve.json \
+        --dynamics-summary results/dynamics/summary.json --dynamics-figures results/dynamics/figure1.png \
+        results/dynamics/figure2.png results/dynamics/sweep_heatmap.png \
         --out-csv results/digits/summary.csv --out-html results/digits/report.html
 
-Reads what the earlier stages wrote under ``--results`` (see README, "Outputs"); images are
-embedded in the HTML so the file can be mailed or archived alone.
+Reads only the files named on its command line (one flag per kind of file; the per-GAN lists
+are aligned with ``--gans``), so its rule can declare every one of them; images are embedded
+in the HTML so the file can be mailed or archived alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 from pathlib import Path
@@ -17,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.io import atomic_path, load_json, run_cli, save_table
+from audit.cli import add_inputs, add_outputs, run_cli, stage_parser
+from audit.io import AuditInputError, atomic_path, load_json, save_table
 from audit.metrics import diversity as dv
 from audit.metrics.skew import ESTIMATES
 
@@ -61,16 +71,14 @@ def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None,
     return row
 
 
-def spectrum_section(gans: list[str], spectra: dict, results: Path) -> str:
-    if not spectra:
-        return ""
+def spectrum_section(gans: list[str], spectra: dict, plots: dict) -> str:
     first = next(iter(spectra.values()))
     rows = [{"gan": g, "effective rank": spectra[g]["effective_rank_gan"], "directions above noise": spectra[g]["directions_gan"],
              "n90": spectra[g]["n90_gan"], "n99": spectra[g]["n99_gan"],
              "dropped real directions": f"{spectra[g]['dropped_directions']} of {spectra[g]['significant_real_directions']}",
              "below the ratio, per direction": spectra[g]["low_ratio_directions"],
-             "median variance ratio": spectra[g]["median_variance_ratio"]} for g in gans if g in spectra]
-    plots = "".join(f"<div>{_img(results / 'spectrum' / f'{g}.png', 360)}</div>" for g in gans if g in spectra)
+             "median variance ratio": spectra[g]["median_variance_ratio"]} for g in gans]
+    images = "".join(f"<div>{_img(plots[g], 360)}</div>" for g in gans)
     return f"""<h2>Covariance spectra (Santurkar et al. 2017, section 4)</h2>
 <p class="note">Eigenvalues of the pixel covariance (pixels in [0, 1], d = {first['d']}) of {first['n_real']} real test
 images: effective rank {first['effective_rank_real']:.1f}, {first['directions_real']} directions above the uint8
@@ -79,12 +87,14 @@ same figures, and the real principal directions (the first {first['significant_r
 keeps less than {first['dropped_threshold']} of the real variance (<em>dropped</em>); a GAN with m directions above
 its own noise floor is counted as keeping at most m. The noise floors use each set's effective sample size, because
 repeated images share their rounding error.</p>
-{_table(pd.DataFrame(rows))}<div style="display:flex;flex-wrap:wrap;gap:.5em">{plots}</div>"""
+{_table(pd.DataFrame(rows))}<div style="display:flex;flex-wrap:wrap;gap:.5em">{images}</div>"""
 
 
-def _img(path: Path, width: int | None = None) -> str:
+def _img(path: str | Path, width: int | None = None) -> str:
+    """The PNG at ``path`` embedded as a data URI."""
+    path = Path(path)
     if not path.is_file():
-        return f"<p><em>missing: {html.escape(str(path))}</em></p>"
+        raise AuditInputError(f"{path}: file not found")
     data = base64.b64encode(path.read_bytes()).decode()
     style = f' style="max-width:{width}px"' if width else ' style="max-width:100%"'
     return f'<img src="data:image/png;base64,{data}"{style} alt="{html.escape(path.name)}">'
@@ -110,7 +120,9 @@ th{background:#f3f3f3}.warn{background:#fff3cd;padding:.5em;border:1px solid #e0
 .note{color:#555;font-size:14px}h2{border-bottom:1px solid #ddd}"""
 
 
-def skew_section(gan: str, skew: dict, results: Path) -> str:
+def skew_section(gan: str, skew: dict, preview: str, plot: str, interpolation: str | None) -> str:
+    """One GAN's skew table with its samples preview, class-frequency plot and, for a GAN with a
+    latent space, its interpolation strips."""
     rows = []
     for name in ESTIMATES:
         e = skew["estimates"][name]
@@ -120,27 +132,23 @@ def skew_section(gan: str, skew: dict, results: Path) -> str:
                      "max/min ratio": e["max_min_ratio"],
                      **({"TV to planted": e["tv_to_planted"]} if "tv_to_planted" in e else {})})
     chi = skew["chi_square_vs_real_test"]
-    strips = [p for p in (results / "gans" / gan / "interpolation.png", results / "samples" / gan / "interpolation.png")
-              if p.is_file()]
-    interpolation = (f"<p>Latent interpolations (each row: 10 steps on a straight line between two random latents, "
-                     f"Radford et al. 2016):</p>{_img(strips[0], 420)}" if strips else "")
+    strips = (f"<p>Latent interpolations (each row: 10 steps on a straight line between two random latents, "
+              f"Radford et al. 2016):</p>{_img(interpolation, 420)}" if interpolation else "")
     extra = ""
     if "annotator_accuracy_on_planted" in skew:
         extra = (f"<p>GAN-test (annotator accuracy on samples whose class the generator planted): "
                  f"{skew['annotator_accuracy_on_planted']:.4f}</p>")
     return f"""<h3>{html.escape(gan)}</h3>
-<div style="display:flex;gap:1em;align-items:flex-start">{_img(results / 'samples' / gan / 'preview.png', 260)}
+<div style="display:flex;gap:1em;align-items:flex-start">{_img(preview, 260)}
 <div>{_table(pd.DataFrame(rows))}
 <p>{skew['n_samples']} samples; {skew['unrecognisable_fraction']:.1%} below the confidence threshold
 {skew['confidence_threshold']} (unrecognisable). Chi-square test of homogeneity against the annotator's labels of
 {skew['annotator_test_n']} real test images: argmax p = {_fmt(chi['argmax']['p_value'], 3)},
 confident-only p = {_fmt(chi['confident']['p_value'], 3)}.</p>{extra}</div></div>
-{_img(results / 'skew' / f'{gan}.png')}{interpolation}"""
+{_img(plot)}{strips}"""
 
 
-def diversity_section(gans: list[str], diversity: dict, real_curve: dict | None, results: Path) -> str:
-    if not diversity:
-        return ""
+def diversity_section(gans: list[str], diversity: dict, real_curve: dict, plots: dict) -> str:
     rows = []
     for g in gans:
         for kind, score in diversity[g]["scores"].items():
@@ -149,12 +157,10 @@ def diversity_section(gans: list[str], diversity: dict, real_curve: dict | None,
                          "real-test accuracy (CAS = GAN-train)": score["classification_accuracy_score"],
                          "n_equiv real images": score["n_equiv"]["text"],
                          "95% CI": dv.interval_text(score)})
-    curve = ""
-    if real_curve is not None:
-        curves = real_curve["curves"]
-        curve = _table(pd.DataFrame({"n real": curves[next(iter(curves))]["n"],
-                                     **{f"{kind} real-test accuracy": c["test_accuracy_mean"] for kind, c in curves.items()}}))
-    plots = "".join(f"<div>{_img(results / 'diversity' / f'{g}.png', 420)}</div>" for g in gans)
+    curves = real_curve["curves"]
+    curve = _table(pd.DataFrame({"n real": curves[next(iter(curves))]["n"],
+                                 **{f"{kind} real-test accuracy": c["test_accuracy_mean"] for kind, c in curves.items()}}))
+    images = "".join(f"<div>{_img(plots[g], 420)}</div>" for g in gans)
     return f"""<h2>Diversity by classification (Santurkar, Schmidt, Madry 2017, section 5)</h2>
 <p class="note">A linear and a deep classifier are trained on each GAN's confident samples, labelled by the annotator,
 and tested on real test images: that real-test accuracy is the Classification Accuracy Score (Ravuri &amp; Vinyals
@@ -164,16 +170,14 @@ GAN-trained one (interpolated in log n on the monotone mean curve; "&lt; n" or "
 bootstrap interval over seeds. A high accuracy on the GAN's own samples with a low real-test accuracy is the
 overfitting Santurkar et al. report for GAN data.</p>
 <h3>Real sample-efficiency curve</h3>{curve}<h3>Per GAN</h3>{_table(pd.DataFrame(rows))}
-<div style="display:flex;flex-wrap:wrap;gap:.5em">{plots}</div>"""
+<div style="display:flex;flex-wrap:wrap;gap:.5em">{images}</div>"""
 
 
-def dynamics_section(dynamics_dir: Path | None) -> str:
-    if dynamics_dir is None:
-        return ""
-    summary = load_json(dynamics_dir / "summary.json")
+def dynamics_section(summary: dict, figures: list[str]) -> str:
+    """The dynamics stage's summary and its figures (Figure 1, Figure 2, the sweep heatmap)."""
     settings = summary["settings"]
     table = pd.DataFrame(summary["sweep"]).T.reset_index(names="dynamics")
-    figures = "".join(
+    outcomes = "".join(
         f"<p>{name}: mu* = {tuple(f['mu_star'])}, step {f['eta']}, start mu0 = {tuple(f['mu0'])}: optimal "
         f"discriminator -> <b>{f['outcome']['optimal']}</b>, first order -> <b>{f['outcome']['first_order']}</b>.</p>"
         for name, f in summary["figures"].items())
@@ -182,30 +186,52 @@ def dynamics_section(dynamics_dir: Path | None) -> str:
 indicator of two intervals; every loss and gradient exact (normal CDF). Sweep: {settings['runs']} seeded starts x
 {settings['steps']} steps per step-size cell, mu* = {tuple(settings['true_means'])}, eta_g in {settings['eta_g']},
 eta_d in {settings['eta_d']}; outcome fractions pooled over cells (per-cell fractions with Wilson intervals in
-results/dynamics/sweep.csv).</p>{_table(table)}{figures}
-{_img(dynamics_dir / 'figure1.png')}{_img(dynamics_dir / 'figure2.png')}{_img(dynamics_dir / 'sweep_heatmap.png')}"""
+results/dynamics/sweep.csv).</p>{_table(table)}{outcomes}
+{''.join(_img(path) for path in figures)}"""
+
+
+#: per-GAN inputs: flag -> what each of its files is (one file per name of --gans, same order)
+PER_GAN = {"skew": "skew stage JSON", "skew_plots": "skew stage plot (.png)", "truths": "sample stage truth.json",
+           "previews": "sample stage preview (.png)",
+           "interpolations": "latent interpolation strips (.png), '-' for a GAN without a latent space",
+           "spectra": "spectrum stage JSON", "spectrum_plots": "spectrum stage plot (.png)",
+           "diversity": "diversity stage JSON", "diversity_plots": "diversity stage plot (.png)"}
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = stage_parser("audit.report", __doc__, seed=False, threads=False, device=False)
+    parser.add_argument("--gans", nargs="+", required=True, help="GAN names, in report order")
+    add_inputs(parser, meta="the prepared dataset's meta.json", annotator_metrics="the annotator stage's metrics.json",
+               confusion="the annotator's confusion matrix (.png)")
+    for name, help_text in PER_GAN.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", required=True, help=f"per GAN: {help_text}")
+    add_inputs(parser, real_curve="the real_curve stage's summary JSON",
+               dynamics_summary="the gan_dynamics stage's summary.json")
+    parser.add_argument("--dynamics-figures", nargs="+", required=True,
+                        help="the gan_dynamics stage's figures (.png), embedded in this order")
+    add_outputs(parser, out_csv="one row per GAN (.csv)", out_html="the self-contained report (.html)")
+    args = parser.parse_args(argv)
+    for name in PER_GAN:
+        files = getattr(args, name)
+        if len(files) != len(args.gans):
+            raise AuditInputError(f"--{name.replace('_', '-')}: {len(files)} file(s) for {len(args.gans)} GAN(s) "
+                                  f"in --gans; give one per GAN, in the same order")
+        setattr(args, name, dict(zip(args.gans, files)))
+    args.interpolations = {g: (None if path == "-" else path) for g, path in args.interpolations.items()}
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audit.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--results", required=True)
-    parser.add_argument("--gans", nargs="+", required=True)
-    parser.add_argument("--out-csv", required=True)
-    parser.add_argument("--out-html", required=True)
-    parser.add_argument("--spectrum", action="store_true", help="include results/<dataset>/spectrum/")
-    parser.add_argument("--diversity", action="store_true", help="include results/<dataset>/diversity/")
-    parser.add_argument("--dynamics", default=None, help="directory of the dynamics stage's outputs")
-    args = parser.parse_args(argv)
-    results = Path(args.results)
-    meta = load_json(results / "data" / "meta.json")
-    annotator = load_json(results / "annotator" / "metrics.json")
-    skews = {g: load_json(results / "skew" / f"{g}.json") for g in args.gans}
-    truths = {g: load_json(results / "samples" / g / "truth.json") for g in args.gans}
-    spectra = {g: load_json(results / "spectrum" / f"{g}.json") for g in args.gans} if args.spectrum else {}
-    diversity = {g: load_json(results / "diversity" / f"{g}.json") for g in args.gans} if args.diversity else {}
-    real_curve = load_json(results / "diversity" / "real_curve.json") if args.diversity else None
-    summary = pd.DataFrame([summary_row(g, skews[g], truths[g], spectra.get(g), diversity.get(g))
-                            for g in args.gans])
+    args = parse_args(argv)
+    gans = args.gans
+    meta = load_json(args.meta)
+    annotator = load_json(args.annotator_metrics)
+    skews = {g: load_json(args.skew[g]) for g in gans}
+    truths = {g: load_json(args.truths[g]) for g in gans}
+    spectra = {g: load_json(args.spectra[g]) for g in gans}
+    diversity = {g: load_json(args.diversity[g]) for g in gans}
+    real_curve = load_json(args.real_curve)
+    summary = pd.DataFrame([summary_row(g, skews[g], truths[g], spectra[g], diversity[g]) for g in gans])
     save_table(args.out_csv, summary)
 
     accuracy = annotator["test_accuracy"]
@@ -228,7 +254,7 @@ evaluation uses the test split.</p>
 images: <b>test accuracy {accuracy:.4f}</b> on {annotator['n_test']} held-out images; temperature {annotator['temperature']:.3f}
 fitted on the val split, expected calibration error {annotator['ece_before_calibration']:.4f} before and
 {annotator['ece_after_calibration']:.4f} after.</p>
-{_img(results / 'annotator' / 'confusion.png', 420)}
+{_img(args.confusion, 420)}
 <h2>Class-distribution skew (Santurkar, Schmidt, Madry 2017)</h2>
 <p class="note">Three estimates of each GAN's class distribution: <b>argmax</b> (every sample, its most probable class),
 <b>confident</b> (only samples with calibrated confidence at or above the threshold, the paper's protocol; the filter
@@ -242,10 +268,10 @@ images (its own sampling noise: mean TV {first['real_sampling_tv_mean']:.4f}).</
 {_table(real)}
 <h3>Summary</h3>{_table(overview)}
 <p class="note">All columns, with the argmax and confident estimates, are in summary.csv.</p>
-{''.join(skew_section(g, skews[g], results) for g in args.gans)}
-{diversity_section(args.gans, diversity, real_curve, results)}
-{spectrum_section(args.gans, spectra, results)}
-{dynamics_section(Path(args.dynamics) if args.dynamics else None)}
+{''.join(skew_section(g, skews[g], args.previews[g], args.skew_plots[g], args.interpolations[g]) for g in gans)}
+{diversity_section(gans, diversity, real_curve, args.diversity_plots)}
+{spectrum_section(gans, spectra, args.spectrum_plots)}
+{dynamics_section(load_json(args.dynamics_summary), args.dynamics_figures)}
 <h2>Reproducibility</h2><p class="note">Every figure above comes from config.yaml with seed {meta['seed']}; rerunning
 snakemake with the same config reproduces it. Annotator architecture {html.escape(annotator['architecture'])},
 device {html.escape(annotator['device'])}.</p>

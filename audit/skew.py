@@ -4,23 +4,23 @@
         --annotator-test results/digits/annotator/test_predictions.csv \
         --data results/digits/data --truth results/digits/samples/dcgan/truth.json \
         --name dcgan --threshold 0.9 --bootstrap 1000 --seed 0 \
-        --out-json results/digits/skew/dcgan.json --out-csv results/digits/skew/dcgan_classes.csv
+        --out-json results/digits/skew/dcgan.json --out-csv results/digits/skew/dcgan_classes.csv \
+        --out-png results/digits/skew/dcgan.png
 
 See :mod:`audit.metrics.skew` for the estimates. The real reference distribution is the class
 mix of every labelled real image of the dataset; the annotator's error rates come from its
 predictions on the real ``test`` split. Outputs: a JSON with every figure and its 95%
-bootstrap interval, and a long table (class, source, frequency, low, high) for the plot.
+bootstrap interval, a long table (class, source, frequency, low, high) and its bar plot.
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 
+from audit.cli import add_inputs, add_outputs, run_cli, stage_parser
 from audit.data.store import PreparedDataset
-from audit.io import AuditInputError, load_json, load_table, run_cli, save_json, save_table
+from audit.io import AuditInputError, load_json, load_table, save_json, save_table
 from audit.metrics import skew as sk
 from audit.metrics.bootstrap import percentile_interval
 
@@ -82,18 +82,15 @@ def audit_skew(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audit.skew", description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", required=True)
-    parser.add_argument("--annotator-test", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--truth", default=None)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--threshold", type=float, default=0.9)
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-json", required=True)
-    parser.add_argument("--out-csv", required=True)
-    parser.add_argument("--out-png", default=None, help="bar plot of real vs GAN class frequencies")
+    parser = stage_parser("audit.skew", __doc__, threads=False, device=False)
+    add_inputs(parser, labels="the label stage's table (.csv)",
+               annotator_test="the annotator's test predictions (.csv)", data="prepared dataset directory",
+               truth="the sample stage's truth.json")
+    parser.add_argument("--name", required=True, help="the GAN's name")
+    parser.add_argument("--threshold", type=float, required=True, help="label.confidence_threshold")
+    parser.add_argument("--bootstrap", type=int, required=True, help="bootstrap resamples")
+    add_outputs(parser, out_json="every figure (.json)", out_csv="class, source, frequency, low, high (.csv)",
+                out_png="bar plot of real vs GAN class frequencies")
     args = parser.parse_args(argv)
     if not 0 <= args.threshold <= 1:
         raise AuditInputError(f"label.confidence_threshold: must be in [0, 1], got {args.threshold}")
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = load_table(args.labels, ("predicted", "confidence"))
     test = load_table(args.annotator_test, ("label", "predicted", "confidence"))
     reference = data.class_distribution()
-    truth = load_json(args.truth) if args.truth else {}
+    truth = load_json(args.truth)
     planted = np.asarray(truth["class_distribution"]) if "class_distribution" in truth else None
     result = audit_skew(labels["predicted"].to_numpy(), labels["confidence"].to_numpy(),
                         test["label"].to_numpy(), test["predicted"].to_numpy(), test["confidence"].to_numpy(),
@@ -138,10 +135,9 @@ def main(argv: list[str] | None = None) -> None:
                  for k, c in enumerate(data.class_names)]
     table = pd.DataFrame(rows)
     save_table(args.out_csv, table)
-    if args.out_png:
-        from audit.plots import plot_class_distributions
+    from audit.plots import plot_class_distributions
 
-        plot_class_distributions(table, args.out_png, title=f"{args.name}: class frequencies (95% bootstrap CIs)")
+    plot_class_distributions(table, args.out_png, title=f"{args.name}: class frequencies (95% bootstrap CIs)")
     save_json(args.out_json, result)
     for name, entry in result["estimates"].items():
         extra = f", TV to planted {entry['tv_to_planted']:.4f}" if planted is not None else ""

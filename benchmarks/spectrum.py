@@ -6,7 +6,7 @@
 1. Writes synthetic correlated data (rank-``--rank`` Gaussian factors with decaying scales plus
    isotropic noise around mid-grey, rounded to uint8) chunk by chunk into a temporary ``.npy``
    memmap, so the data never sits in RAM as floats.
-2. In a fresh child process (so peak RSS is its own): ``audit.metrics.spectrum.streaming_covariance``
+2. In a fresh child process (so peak RSS is its own): ``audit.metrics.covariance.streaming_covariance``
    on the memmap, then ``eigenspectrum`` (eigenvalues). With ``--with-vectors`` a second child
    also times ``top_eigenvectors`` for the n99 leading directions, which the summary's variance
    ratio needs.
@@ -59,21 +59,22 @@ def make_data(path: Path, n: int, d: int, rank: int, seed: int, chunk: int = 200
 
 
 def child_ours(args) -> dict:
+    from audit.metrics import covariance as cv
     from audit.metrics import spectrum as sp
     from audit.runtime import configure_torch
 
     configure_torch(args.threads)
     images = np.load(args.path, mmap_mode="r")
     t0 = time.perf_counter()
-    cov = sp.streaming_covariance(images, chunk_size=args.chunk_size)
+    cov = cv.streaming_covariance(images, chunk_size=args.chunk_size)
     t1 = time.perf_counter()
-    eigs = sp.eigenspectrum(cov)
+    eigs = cv.eigenspectrum(cov)
     t2 = time.perf_counter()
     np.save(args.eigs_out, eigs)
     result = {"covariance_s": t1 - t0, "eig_s": t2 - t1, "total_s": t2 - t0, "peak_rss_gib": peak_rss_gib()}
     if args.child == "ours-vectors":  # what spectrum_summary adds: vectors of the n99 directions
         m = sp.components_for_variance(eigs, 0.99)
-        sp.top_eigenvectors(cov, m, overwrite=True)
+        cv.top_eigenvectors(cov, m, overwrite=True)
         result.update(vectors=m, vectors_s=time.perf_counter() - t2, peak_rss_gib=peak_rss_gib())
     return result
 

@@ -1,6 +1,6 @@
 rule annotator:
     input:
-        rules.prepare.output,
+        data=rules.prepare.output,
     output:
         model=f"{OUT}/annotator/model.pt",
         metrics=f"{OUT}/annotator/metrics.json",
@@ -8,7 +8,8 @@ rule annotator:
         confusion=report(f"{OUT}/annotator/confusion.png", caption="../report/captions/annotator.rst",
                          category="Annotator"),
     params:
-        options=cli_options({**config["annotator"], "flip": ANNOTATOR_FLIP}),
+        data=lambda w, input: prepared_dir(input.data),
+        options=cli_options({**config["annotator"], "flip": CLASSIFIER_FLIP}),
         seed=config["seed"],
         device=config["device"],
     threads: HEAVY_THREADS
@@ -17,5 +18,6 @@ rule annotator:
     benchmark:
         f"{BENCH}/annotator.tsv"
     shell:
-        "python -m audit.annotator --data {OUT}/data --out {OUT}/annotator {params.options} "
+        "python -m audit.annotator --data {params.data} --model {output.model} --metrics {output.metrics} "
+        "--test-predictions {output.test} --confusion {output.confusion} {params.options} "
         "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"

@@ -1,12 +1,13 @@
 # Config access, output paths and wildcard constraints shared by every rule.
 
 import json
+import os
 import shlex
-import sys
 
 from snakemake.utils import validate
 
-from audit.config import check_config
+from audit.config import check_config, classifier_flip, diversity_architecture
+from audit.gans import GENERATOR_MODULE_TYPES, TRAINED_TYPES
 
 # A violation stops the workflow before any job starts, with one line naming the key;
 # then Snakemake's validate fills the schema's defaults into config.
@@ -24,22 +25,36 @@ BENCH = f"{RESULTS}/benchmarks/{DATASET}"
 #: --cores / threads jobs at once, and the stages cap torch at the machine's cores
 HEAVY_THREADS = config["threads"]
 
-#: random horizontal flips for classifiers: `auto` flips photos (scenes, CelebA, LSUN), not digits
-_FLIP = config["annotator"].get("flip", "auto")
-ANNOTATOR_FLIP = DATASET != "digits" if _FLIP == "auto" else _FLIP
+#: random horizontal flips for the annotator and every diversity classifier (audit.config)
+CLASSIFIER_FLIP = classifier_flip(config)
 
 GANS = list(config["gans"])
-TRAINED_TYPES = ("dcgan", "wgan-gp")
 TRAINED_GANS = [g for g, spec in config["gans"].items() if spec["type"] in TRAINED_TYPES]
+#: the GANs whose sample job also writes latent interpolation strips (rule sample_module)
+MODULE_GANS = [g for g, spec in config["gans"].items() if spec["type"] in GENERATOR_MODULE_TYPES]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names; none of them: a regex matching nothing."""
+    return "|".join(names) if names else "(?!)"
 
 
 wildcard_constraints:
-    gan="|".join(GANS),
-    trained="|".join(TRAINED_GANS) if TRAINED_GANS else "(?!)",
+    gan=one_of(GANS),
+    trained=one_of(TRAINED_GANS),
 
 
 def gan_spec(gan):
     return config["gans"][gan]
+
+
+def prepared_dir(files):
+    """The prepared dataset's directory (a stage's --data) from its declared files
+    (rules.prepare.output: images.npy, index.csv, meta.json, all in that one folder)."""
+    folders = {os.path.dirname(str(f)) for f in files}
+    if len(folders) != 1:
+        raise ValueError(f"a prepared dataset is one folder, got files in {sorted(folders)}")
+    return folders.pop()
 
 
 def generator_input(wildcards):
@@ -54,12 +69,13 @@ def generator_input(wildcards):
 
 
 def cli_options(options):
-    """{key: value} -> '--key value ...' for a stage's argparse flags (JSON for non-scalars)."""
+    """{key: value} -> '--key value ...' for a stage's argparse flags (JSON for non-scalars);
+    a boolean is '--key' or '--no-key' (argparse.BooleanOptionalAction)."""
     parts = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
-            parts += [flag] if value else []
+            parts += [flag if value else "--no-" + flag[2:]]
         else:
             parts += [flag, json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
     return " ".join(f"'{p}'" if " " in p or "{" in p else p for p in parts)

@@ -2,27 +2,28 @@
 # n real images (the real curve, once per dataset) against the same classifiers trained on each
 # GAN's confident, annotator-labelled samples; all tested on the real test split.
 
-DIVERSITY = config.get("diversity", {})
 #: "annotator" (the default): the deep classifier has the annotator's architecture
-DIVERSITY_ARCH = config["annotator"]["arch"] if DIVERSITY.get("arch", "annotator") == "annotator" else DIVERSITY["arch"]
+DIVERSITY_ARCH = diversity_architecture(config)
 
 
 rule real_curve:
     input:
-        rules.prepare.output,
+        data=rules.prepare.output,
     output:
         table=f"{OUT}/diversity/real_curve.csv",
         summary=f"{OUT}/diversity/real_curve.json",
     params:
-        grid=" ".join(str(n) for n in DIVERSITY.get("grid", [20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000])),
-        seeds=DIVERSITY.get("seeds", 3),
+        # the prepared dataset is one folder: the folder of its declared files (common.smk)
+        data=lambda w, input: prepared_dir(input.data),
+        grid=" ".join(str(n) for n in config["diversity"]["grid"]),
+        seeds=config["diversity"]["seeds"],
         arch=DIVERSITY_ARCH,
-        steps=DIVERSITY.get("steps", 300),
-        batch_size=DIVERSITY.get("batch_size", 32),
-        lr=DIVERSITY.get("lr", 0.002),
+        steps=config["diversity"]["steps"],
+        batch_size=config["diversity"]["batch_size"],
+        lr=config["diversity"]["lr"],
         # augmentation is a property of the images: the annotator's setting
-        flip="--flip" if ANNOTATOR_FLIP else "",
-        shift=config["annotator"].get("shift", 1),
+        flip="--flip" if CLASSIFIER_FLIP else "--no-flip",
+        shift=config["annotator"]["shift"],
         seed=config["seed"],
         device=config["device"],
     threads: HEAVY_THREADS
@@ -31,7 +32,7 @@ rule real_curve:
     benchmark:
         f"{BENCH}/diversity/real_curve.tsv"
     shell:
-        "python -m audit.diversity real --data {OUT}/data --out-csv {output.table} --out-json {output.summary} "
+        "python -m audit.real_curve --data {params.data} --out-csv {output.table} --out-json {output.summary} "
         "--grid {params.grid} --seeds {params.seeds} --arch {params.arch} --steps {params.steps} "
         "--batch-size {params.batch_size} --lr {params.lr} {params.flip} --shift {params.shift} "
         "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
@@ -50,11 +51,13 @@ rule diversity:
         plot=report(f"{OUT}/diversity/{{gan}}.png", caption="../report/captions/diversity.rst",
                     category="Diversity", subcategory="{gan}"),
     params:
+        name=lambda w: w.gan,
+        data=lambda w, input: prepared_dir(input.data),
         threshold=config["label"]["confidence_threshold"],
-        gan_grid=" ".join(str(n) for n in DIVERSITY.get("gan_grid", [100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000])),
-        holdout=DIVERSITY.get("holdout", 0.1),
-        bootstrap=DIVERSITY.get("bootstrap", 1000),
-        seeds=DIVERSITY.get("seeds", 3),  # for the caption: the GAN stage reuses the real curve's seeds
+        gan_grid=" ".join(str(n) for n in config["diversity"]["gan_grid"]),
+        holdout=config["diversity"]["holdout"],
+        bootstrap=config["diversity"]["bootstrap"],
+        seeds=config["diversity"]["seeds"],  # for the caption: the GAN stage reuses the real curve's seeds
         seed=config["seed"],
         device=config["device"],
     threads: HEAVY_THREADS
@@ -63,8 +66,8 @@ rule diversity:
     benchmark:
         f"{BENCH}/diversity/{{gan}}.tsv"
     shell:
-        "python -m audit.diversity gan --name {wildcards.gan} --data {OUT}/data --samples {OUT}/samples/{wildcards.gan} "
-        "--labels {input.labels} --real-curve {input.real} --threshold {params.threshold} "
-        "--gan-grid {params.gan_grid} --holdout {params.holdout} --bootstrap {params.bootstrap} --seed {params.seed} "
-        "--device {params.device} --threads {threads} --out-json {output.json} --out-csv {output.table} "
-        "--out-png {output.plot} > {log} 2>&1"
+        "python -m audit.diversity --name {params.name} --data {params.data} --samples {input.samples} "
+        "--truth {input.truth} --labels {input.labels} --real-curve {input.real} --threshold {params.threshold} "
+        "--gan-grid {params.gan_grid} --holdout {params.holdout} --bootstrap {params.bootstrap} "
+        "--seed {params.seed} --device {params.device} --threads {threads} --out-json {output.json} "
+        "--out-csv {output.table} --out-png {output.plot} > {log} 2>&1"

@@ -5,7 +5,7 @@
 DYNAMICS_CAPTION = "../report/captions/dynamics.rst"
 
 
-rule dynamics:
+rule gan_dynamics:
     output:
         figure1=report(f"{RESULTS}/dynamics/figure1.png", caption=DYNAMICS_CAPTION, category="Dynamics"),
         figure2=report(f"{RESULTS}/dynamics/figure2.png", caption=DYNAMICS_CAPTION, category="Dynamics"),
@@ -13,7 +13,6 @@ rule dynamics:
         heatmap=report(f"{RESULTS}/dynamics/sweep_heatmap.png", caption=DYNAMICS_CAPTION, category="Dynamics"),
         summary=f"{RESULTS}/dynamics/summary.json",
     params:
-        out_dir=f"{RESULTS}/dynamics",
         seed=config["dynamics"]["seed"],
         runs=config["dynamics"]["runs"],
         steps=config["dynamics"]["steps"],
@@ -24,11 +23,12 @@ rule dynamics:
         disc_range=config["dynamics"]["disc_range"],
     threads: 2
     log:
-        f"{LOGS}/dynamics.log",
+        f"{LOGS}/gan_dynamics.log",
     benchmark:
-        f"{BENCH}/dynamics.tsv"
+        f"{BENCH}/gan_dynamics.tsv"
     shell:
-        "python -m audit.dynamics --out-dir {params.out_dir} --seed {params.seed} --runs {params.runs} "
-        "--steps {params.steps} --eta-g {params.eta_g} --eta-d {params.eta_d} "
-        "--true-means {params.true_means} --gen-range {params.gen_range} --disc-range {params.disc_range} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m audit.gan_dynamics --seed {params.seed} --runs {params.runs} --steps {params.steps} "
+        "--eta-g {params.eta_g} --eta-d {params.eta_d} --true-means {params.true_means} "
+        "--gen-range {params.gen_range} --disc-range {params.disc_range} --threads {threads} "
+        "--figure1 {output.figure1} --figure2 {output.figure2} --sweep {output.sweep} "
+        "--heatmap {output.heatmap} --summary {output.summary} > {log} 2>&1"

@@ -13,8 +13,8 @@ rule label:
     benchmark:
         f"{BENCH}/label/{{gan}}.tsv"
     shell:
-        "python -m audit.label --annotator {input.annotator} --samples {OUT}/samples/{wildcards.gan} "
-        "--out {output} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m audit.label --annotator {input.annotator} --samples {input.samples} "
+        "--planted-labels {input.planted} --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule skew:
@@ -29,6 +29,8 @@ rule skew:
         plot=report(f"{OUT}/skew/{{gan}}.png", caption="../report/captions/skew.rst",
                     category="Class skew", subcategory="{gan}"),
     params:
+        name=lambda w: w.gan,
+        data=lambda w, input: prepared_dir(input.data),
         threshold=config["label"]["confidence_threshold"],
         bootstrap=config["skew"]["bootstrap"],
         seed=config["seed"],
@@ -37,7 +39,7 @@ rule skew:
     benchmark:
         f"{BENCH}/skew/{{gan}}.tsv"
     shell:
-        "python -m audit.skew --name {wildcards.gan} --labels {input.labels} --annotator-test {input.test} "
-        "--data {OUT}/data --truth {input.truth} --threshold {params.threshold} --bootstrap {params.bootstrap} "
+        "python -m audit.skew --name {params.name} --labels {input.labels} --annotator-test {input.test} "
+        "--data {params.data} --truth {input.truth} --threshold {params.threshold} --bootstrap {params.bootstrap} "
         "--seed {params.seed} --out-json {output.json} --out-csv {output.table} --out-png {output.plot} "
         "> {log} 2>&1"

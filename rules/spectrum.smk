@@ -8,9 +8,14 @@ rule spectrum:
         plot=report(f"{OUT}/spectrum/{{gan}}.png", caption="../report/captions/spectrum.rst",
                     category="Covariance spectra", subcategory="{gan}"),
     params:
+        # the stage reads the prepared dataset as one folder: the folder of the declared files
+        data=lambda w, input: prepared_dir(input.data),
+        split="test",
+        label=lambda w: w.gan,
         max_samples=config["spectrum"]["max_samples"],
         threshold=config["spectrum"]["dropped_ratio"],
         seed=config["seed"],
+        device=config["device"],
     threads: HEAVY_THREADS
     resources:
         mem_mb=8000,
@@ -19,7 +24,7 @@ rule spectrum:
     benchmark:
         f"{BENCH}/spectrum/{{gan}}.tsv"
     shell:
-        "python -m audit.metrics.spectrum --real {OUT}/data --real-split test --gan {input.samples} "
-        "--label {wildcards.gan} --max-samples {params.max_samples} --threshold {params.threshold} "
-        "--seed {params.seed} --threads {threads} --out-json {output.json} --out-csv {output.table} "
-        "--out-png {output.plot} > {log} 2>&1"
+        "python -m audit.spectrum --real {params.data} --real-split {params.split} --gan {input.samples} "
+        "--label {params.label} --max-samples {params.max_samples} --threshold {params.threshold} "
+        "--seed {params.seed} --device {params.device} --threads {threads} --out-json {output.json} "
+        "--out-csv {output.table} --out-png {output.plot} > {log} 2>&1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,21 @@ def assert_cli_error(main, argv, capsys, *fragments):
     assert err.startswith("ganaudit: error: "), err
     for fragment in fragments:
         assert fragment in err, (fragment, err)
+
+
+def sample_args(name: str, spec: dict, data, out, n: int, seed: int = 0) -> list[str]:
+    """The sample stage's arguments for GAN ``name`` with every output in the folder ``out``,
+    named as the rules name them (interpolation strips for the generator-module types)."""
+    from audit.gans import GENERATOR_MODULE_TYPES
+
+    out = Path(out)
+    args = ["--name", name, "--spec", json.dumps(spec), "--data", str(data), "--n", str(n), "--seed", str(seed),
+            "--threads", "1", "--device", "cpu", "--samples", str(out / "samples.npy"),
+            "--planted-labels", str(out / "planted_labels.npy"), "--truth", str(out / "truth.json"),
+            "--preview", str(out / "preview.png")]
+    if spec.get("type") in GENERATOR_MODULE_TYPES:
+        args += ["--interpolation", str(out / "interpolation.png")]
+    return args
 
 
 @pytest.fixture(scope="session")

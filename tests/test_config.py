@@ -41,7 +41,7 @@ def test_default_config_dry_run_lists_the_dag(tmp_path):
 
 def test_stage_error_is_one_line_with_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "audit.prepare", "--dataset", "digits", "--out", str(tmp_path / "d"),
-                             "--splits", "train=0.5", "val=0.5", "pool=0.5", "test=0.5"],
+                             "--seed", "0", "--splits", "train=0.5", "val=0.5", "pool=0.5", "test=0.5", "--option"],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]

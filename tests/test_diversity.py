@@ -1,5 +1,6 @@
-"""Diversity by classification (audit.metrics.diversity, audit.diversity): hand-checked curve
-arithmetic, then planted truth on digits and on 64x64 scenes.
+"""Diversity by classification (audit.metrics.diversity, audit.data.subsets,
+audit.models.fitting, audit.runtime.parallel_map and the stages audit.real_curve and
+audit.diversity): hand-checked curve arithmetic, then planted truth on digits and on 64x64 scenes.
 
 Budgets here are smaller than the pipeline's (config ``diversity``), to keep this file near one
 minute on 2 busy cores: the planted checks use 2 seeds, a 6-point real grid and 200 steps of
@@ -18,13 +19,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit import diversity as stage
+from audit import diversity as gan_stage
+from audit import real_curve as real_stage
+from audit.data.subsets import holdout_split, parse_sizes, stratified_subset
 from audit.gans import SamplerContext, make_sampler
 from audit.io import AuditInputError, run_cli
 from audit.metrics import diversity as dv
 from audit.metrics.bootstrap import percentile_interval
+from audit.models.fitting import Recipe, constant_result, train_and_evaluate
+from audit.runtime import parallel_map
 
 INF = math.inf
+#: the classifier recipe of the planted checks (the pipeline's lr, flip and shift on digits;
+#: 200 steps instead of 300)
+PLANTED_RECIPE = {"arch": "smallcnn", "steps": 200, "batch_size": 32, "lr": 2e-3, "flip": False, "shift": 1}
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,34 +106,34 @@ def test_n_equiv_summary_by_hand():
 
 def test_stratified_subsets_are_nested_and_cover_every_class():
     labels = np.repeat(np.arange(4), [40, 30, 20, 10])
-    small, large = dv.stratified_subset(labels, 10, seed=3), dv.stratified_subset(labels, 50, seed=3)
+    small, large = stratified_subset(labels, 10, seed=3), stratified_subset(labels, 50, seed=3)
     np.testing.assert_array_equal(np.bincount(labels[small], minlength=4), [4, 3, 2, 1])
     np.testing.assert_array_equal(np.bincount(labels[large], minlength=4), [20, 15, 10, 5])
     assert set(small) <= set(large)
     # at least one of every class even when its share rounds to 0: 5 * 10/100 = 0.5 -> 1
-    tiny = dv.stratified_subset(labels, 5, seed=0)
+    tiny = stratified_subset(labels, 5, seed=0)
     assert tiny.size == 5 and set(labels[tiny]) == {0, 1, 2, 3}
-    np.testing.assert_array_equal(dv.stratified_subset(labels, 500, seed=0), np.arange(100))
-    assert not np.array_equal(dv.stratified_subset(labels, 10, 3), dv.stratified_subset(labels, 10, 4))
+    np.testing.assert_array_equal(stratified_subset(labels, 500, seed=0), np.arange(100))
+    assert not np.array_equal(stratified_subset(labels, 10, 3), stratified_subset(labels, 10, 4))
 
 
 def test_holdout_split_is_stratified_and_capped():
     labels = np.repeat(np.arange(3), [100, 50, 5])
-    train, val = dv.holdout_split(labels, 0.1, 1000, seed=0)
+    train, val = holdout_split(labels, 0.1, 1000, seed=0)
     np.testing.assert_array_equal(np.bincount(labels[val], minlength=3), [10, 5, 0])  # 5 * 0.1 -> 0
     assert np.intersect1d(train, val).size == 0 and train.size + val.size == labels.size
-    _, val = dv.holdout_split(labels, 0.1, 6, seed=0)
+    _, val = holdout_split(labels, 0.1, 6, seed=0)
     np.testing.assert_array_equal(np.bincount(labels[val], minlength=3), [4, 2, 0])
-    train, val = dv.holdout_split(np.zeros(0, int), 0.1, 10, seed=0)
+    train, val = holdout_split(np.zeros(0, int), 0.1, 10, seed=0)
     assert train.size == val.size == 0
 
 
 def test_degenerate_classifiers():
     test_y = np.array([0, 1, 1, 2])
-    row = dv.train_and_evaluate("deep", np.zeros((3, 8, 8, 1), np.uint8), np.array([1, 1, 1]), None, None,
-                                np.zeros((4, 8, 8, 1), np.uint8), test_y, 3, dv.Recipe(), seed=0)
+    row = train_and_evaluate("deep", np.zeros((3, 8, 8, 1), np.uint8), np.array([1, 1, 1]), None, None,
+                                np.zeros((4, 8, 8, 1), np.uint8), test_y, 3, Recipe(**PLANTED_RECIPE), seed=0)
     assert row["test_accuracy"] == 0.5 and row["train_accuracy"] == 1.0 and row["method"].startswith("degenerate")
-    row = dv.constant_result("linear", np.zeros(0, int), test_y, 4)
+    row = constant_result("linear", np.zeros(0, int), test_y, 4)
     assert row["test_accuracy"] == 0.25 and row["train_accuracy"] is None
 
 
@@ -156,30 +164,30 @@ def test_train_classifier_fixed_step_budget():
 # --------------------------------------------------------------------------------------------
 # planted truth on digits (slow: about 55 s on one busy core)
 
-PLANTED_RECIPE = {"arch": "smallcnn", "steps": 200, "batch_size": 32}
 PLANTED_GRID = [20, 50, 100, 200, 400]  # + the full train split (809 images)
 
 
 @pytest.fixture(scope="module")
 def real_table(digits_prepared):
     # slow: 12 deep + 12 linear classifiers (about 30 s)
-    recipe = dv.Recipe(**PLANTED_RECIPE)
-    grid = stage.real_grid(PLANTED_GRID, int(digits_prepared.rows("train").size), digits_prepared.n_classes)
-    return stage.real_curve(digits_prepared, grid, [0, 1], recipe, log=lambda *_: None)
+    recipe = Recipe(**PLANTED_RECIPE)
+    grid = real_stage.real_grid(PLANTED_GRID, int(digits_prepared.rows("train").size), digits_prepared.n_classes)
+    return real_stage.real_curve(digits_prepared, grid, [0, 1], recipe, log=lambda *_: None)
 
 
 def planted_audit(data, real_table, spec, n=2000):
     """Samples of a planted generator labelled with their TRUE planted class (confidence 1), so
     the annotator is perfect and no trained annotator is needed."""
     batch = make_sampler("planted", spec, SamplerContext(data=data)).sample(n, 0)
-    result, table = stage.audit_gan(batch.images, batch.planted_labels, data, real_table,
-                                    dv.Recipe(**PLANTED_RECIPE), gan_grid=[], n_bootstrap=500, log=lambda *_: None)
+    result, table = gan_stage.audit_gan(batch.images, batch.planted_labels, data, real_table,
+                                        Recipe(**PLANTED_RECIPE), gan_grid=[], holdout=0.1, n_bootstrap=500, seed=0,
+                                        log=lambda *_: None)
     return result, table
 
 
 @pytest.mark.slow
 def test_real_curve_on_digits(real_table):
-    curves = stage.curve_summary(real_table)
+    curves = real_stage.curve_summary(real_table)
     assert curves["deep"]["n"] == [20, 50, 100, 200, 400, 809]
     # honest accuracies: the full train split gives ~99% (deep) and ~97% (linear) on digits test
     assert curves["deep"]["full_train_test_accuracy"] >= 0.97
@@ -216,15 +224,15 @@ def test_pool_resampler_is_worth_at_least_half_the_pool(digits_prepared, real_ta
 # --------------------------------------------------------------------------------------------
 # planted truth on the 64x64 RGB scenes (slow: about 2 min on one busy core)
 
-SCENES_RECIPE = {"arch": "smallcnn", "steps": 150, "batch_size": 32, "flip": True}
+SCENES_RECIPE = {**PLANTED_RECIPE, "steps": 150, "flip": True}
 SCENES_GRID = [20, 100, 300]  # + the full train split (1,440 patches)
 
 
 @pytest.fixture(scope="module")
 def scenes_real_table(scenes_prepared):
     # slow: 4 deep + 4 linear classifiers, one seed (the pipeline: 3 seeds, 300 steps)
-    grid = stage.real_grid(SCENES_GRID, int(scenes_prepared.rows("train").size), scenes_prepared.n_classes)
-    return stage.real_curve(scenes_prepared, grid, [0], dv.Recipe(**SCENES_RECIPE), log=lambda *_: None)
+    grid = real_stage.real_grid(SCENES_GRID, int(scenes_prepared.rows("train").size), scenes_prepared.n_classes)
+    return real_stage.real_curve(scenes_prepared, grid, [0], Recipe(**SCENES_RECIPE), log=lambda *_: None)
 
 
 @pytest.mark.slow
@@ -234,8 +242,9 @@ def scenes_real_table(scenes_prepared):
 ])
 def test_planted_diversity_on_scenes(scenes_prepared, scenes_real_table, spec, bound):
     batch = make_sampler("planted", spec, SamplerContext(data=scenes_prepared)).sample(2000, 0)
-    result, _ = stage.audit_gan(batch.images, batch.planted_labels, scenes_prepared, scenes_real_table,
-                                dv.Recipe(**SCENES_RECIPE), gan_grid=[], n_bootstrap=200, log=lambda *_: None)
+    result, _ = gan_stage.audit_gan(batch.images, batch.planted_labels, scenes_prepared, scenes_real_table,
+                                    Recipe(**SCENES_RECIPE), gan_grid=[], holdout=0.1, n_bootstrap=200, seed=0,
+                                    log=lambda *_: None)
     pool = int(scenes_prepared.rows("pool").size)  # P = 640
     for kind in ("deep", "linear"):
         n_equiv = result["scores"][kind]["n_equiv"]
@@ -254,12 +263,18 @@ def test_planted_diversity_on_scenes(scenes_prepared, scenes_real_table, spec, b
 # the CLI: files, plumbing and one-line errors (20-step classifiers: not meaningful accuracies)
 
 
+def real_args(data, root, **changes):
+    """The real_curve stage's command line (every option required: the rule passes them all)."""
+    args = {"--data": str(data.path), "--out-json": str(root / "real.json"), "--out-csv": str(root / "real.csv"),
+            "--grid": "[20, 100]", "--seeds": "2", "--arch": "smallcnn", "--steps": "20", "--batch-size": "32",
+            "--lr": "0.002", "--shift": "1", "--seed": "0", "--threads": "1", "--device": "cpu", **changes}
+    return ["--no-flip"] + [part for key, value in args.items() for part in (key, value)]
+
+
 @pytest.fixture(scope="module")
 def cli_files(digits_prepared, tmp_path_factory):
     root = tmp_path_factory.mktemp("diversity")
-    stage.main(["real", "--data", str(digits_prepared.path), "--out-json", str(root / "real.json"),
-                "--out-csv", str(root / "real.csv"), "--grid", "[20, 100]", "--seeds", "2", "--steps", "20",
-                "--device", "cpu"])
+    real_stage.main(real_args(digits_prepared, root))
     batch = make_sampler("m", {"type": "memoriser", "k": 20}, SamplerContext(data=digits_prepared)).sample(300, 0)
     (root / "samples").mkdir()
     np.save(root / "samples" / "samples.npy", batch.images)
@@ -271,11 +286,13 @@ def cli_files(digits_prepared, tmp_path_factory):
 
 
 def gan_args(root, **changes):
-    args = {"--data": None, "--samples": str(root / "samples"), "--labels": str(root / "labels.csv"),
+    args = {"--data": None, "--samples": str(root / "samples" / "samples.npy"),
+            "--truth": str(root / "samples" / "truth.json"), "--labels": str(root / "labels.csv"),
             "--real-curve": str(root / "real.csv"), "--threshold": "0.9", "--out-json": str(root / "gan.json"),
             "--out-csv": str(root / "gan.csv"), "--out-png": str(root / "gan.png"), "--gan-grid": "50",
-            "--bootstrap": "50", "--device": "cpu", "--name": "m", **changes}
-    return ["gan"] + [part for key, value in args.items() for part in (key, value)]
+            "--holdout": "0.1", "--bootstrap": "50", "--seed": "0", "--threads": "1", "--device": "cpu",
+            "--name": "m", **changes}
+    return [part for key, value in args.items() for part in (key, value)]
 
 
 def test_cli_real_and_gan(digits_prepared, cli_files):
@@ -284,7 +301,7 @@ def test_cli_real_and_gan(digits_prepared, cli_files):
     assert real["recipe"]["steps"] == 20 and real["recipe"]["arch"] == "smallcnn"
     table = pd.read_csv(cli_files / "real.csv")
     assert len(table) == 3 * 2 * 2 and set(table["kind"]) == {"linear", "deep"}
-    stage.main(gan_args(cli_files, **{"--data": str(digits_prepared.path)}))
+    gan_stage.main(gan_args(cli_files, **{"--data": str(digits_prepared.path)}))
     out = json.loads((cli_files / "gan.json").read_text())
     assert out["n_confident"] == 200 and out["n_gan_train"] + out["n_gan_val"] == 200
     assert out["truth"] == {"support_size": 20} and out["degenerate"] is None
@@ -304,8 +321,8 @@ def test_cli_single_class_is_a_recorded_result(digits_prepared, cli_files, tmp_p
     labels = pd.read_csv(cli_files / "labels.csv")
     labels["predicted"] = 3
     labels.to_csv(tmp_path / "one.csv", index=False)
-    stage.main(gan_args(cli_files, **{"--data": str(digits_prepared.path), "--labels": str(tmp_path / "one.csv"),
-                                      "--out-json": str(tmp_path / "one.json")}))
+    gan_stage.main(gan_args(cli_files, **{"--data": str(digits_prepared.path), "--labels": str(tmp_path / "one.csv"),
+                                          "--out-json": str(tmp_path / "one.json")}))
     out = json.loads((tmp_path / "one.json").read_text())
     assert out["degenerate"] == "fewer than 2 classes among confident samples"
     share = float((digits_prepared.labels[digits_prepared.rows("test")] == 3).mean())
@@ -317,8 +334,10 @@ def test_cli_single_class_is_a_recorded_result(digits_prepared, cli_files, tmp_p
 @pytest.mark.parametrize("change, message", [
     ({"--labels": "missing.csv"}, "missing.csv: file not found"),
     ({"--real-curve": "nope.csv"}, "nope.csv: file not found"),
+    ({"--truth": "gone.json"}, "gone.json: file not found"),
     ({"--threshold": "1.5"}, "--threshold"),
     ({"--gan-grid": "ten"}, "--gan-grid"),
+    ({"--bootstrap": "5"}, "--bootstrap: must be >= 10"),
     ("bad_class", "column predicted must hold class indices in [0, 10)"),
     ("bad_curve", "made for 4x4x1 images"),
 ])
@@ -335,9 +354,9 @@ def test_cli_errors_are_one_line(digits_prepared, cli_files, tmp_path, capsys, c
         curve.to_csv(tmp_path / "curve.csv", index=False)
         changes["--real-curve"] = str(tmp_path / "curve.csv")
     else:
-        changes.update({k: (str(tmp_path / v) if v.endswith(".csv") else v) for k, v in change.items()})
+        changes.update({k: (str(tmp_path / v) if v.endswith((".csv", ".json")) else v) for k, v in change.items()})
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(stage.main, gan_args(cli_files, **changes))
+        run_cli(gan_stage.main, gan_args(cli_files, **changes))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
@@ -346,14 +365,54 @@ def test_cli_errors_are_one_line(digits_prepared, cli_files, tmp_path, capsys, c
 
 def test_cli_real_grid_below_class_count(digits_prepared, tmp_path):
     with pytest.raises(AuditInputError, match="below the number of classes"):
-        stage.main(["real", "--data", str(digits_prepared.path), "--out-json", str(tmp_path / "r.json"),
-                    "--out-csv", str(tmp_path / "r.csv"), "--grid", "5", "50"])
+        real_stage.main(real_args(digits_prepared, tmp_path, **{"--grid": "5 50"}))
+
+
+def test_stage_options_have_no_defaults(digits_prepared, tmp_path, capsys):
+    """Every option comes from the rule (the schema is the one source of defaults): leaving one
+    out is an argparse error naming it, for both stages; flips must be stated either way."""
+    argv = real_args(digits_prepared, tmp_path)
+    for flag in ("--grid", "--seeds", "--steps", "--lr", "--shift", "--seed", "--threads", "--device"):
+        i = argv.index(flag)
+        with pytest.raises(SystemExit):
+            real_stage.main(argv[:i] + argv[i + 2:])
+        assert flag in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        real_stage.main(argv[1:])  # no --flip / --no-flip
+    assert "--flip/--no-flip" in capsys.readouterr().err
+    argv = gan_args(tmp_path, **{"--data": str(digits_prepared.path)})
+    for flag in ("--truth", "--gan-grid", "--holdout", "--bootstrap", "--out-png"):
+        i = argv.index(flag)
+        with pytest.raises(SystemExit):
+            gan_stage.main(argv[:i] + argv[i + 2:])
+        assert flag in capsys.readouterr().err
+
+
+def test_parse_sizes():
+    assert parse_sizes(["50", "20", "50"], "--grid") == [20, 50]
+    assert parse_sizes(["[20, 100]"], "--grid") == [20, 100]
+    for bad in (["0"], ["ten"], ["2.5"], ["[]"]):
+        with pytest.raises(AuditInputError, match="--grid: expected positive integers"):
+            parse_sizes(bad, "--grid")
+
+
+def _scaled(shared, task):
+    return shared["x"][task] * shared["scale"]
+
+
+def test_parallel_map_keeps_task_order_and_reports_each():
+    """Forked workers see ``shared`` without pickling and return results in task order."""
+    shared = {"x": np.arange(10.0), "scale": 3.0}
+    for workers in (1, 2):
+        seen = []
+        out = parallel_map(_scaled, [4, 1, 7, 0], shared, workers, each=lambda task, result: seen.append(task))
+        assert out == [12.0, 3.0, 21.0, 0.0] and seen == [4, 1, 7, 0]
 
 
 def test_parallel_workers_give_the_same_numbers(digits_prepared):
     """Every classifier trains single-threaded, so 2 worker processes reproduce 1 exactly."""
-    recipe = dv.Recipe(arch="smallcnn", steps=10, batch_size=16)
-    tables = [stage.real_curve(digits_prepared, [20, 40], [0, 1], recipe, log=lambda *_: None, workers=w)
+    recipe = Recipe(**{**PLANTED_RECIPE, "steps": 10, "batch_size": 16})
+    tables = [real_stage.real_curve(digits_prepared, [20, 40], [0, 1], recipe, log=lambda *_: None, workers=w)
               for w in (1, 2)]
     columns = ["kind", "n", "seed", "train_accuracy", "val_accuracy", "test_accuracy", "selected"]
     pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns])
@@ -364,7 +423,7 @@ def test_torch_linear_path_for_large_inputs(digits_prepared):
     standardised pixels trained for the step budget; on 300 digits it still learns (sklearn: ~0.93)."""
     x, y = digits_prepared.subset("train")
     vx, vy = digits_prepared.subset("val")
-    recipe = dv.Recipe(steps=60, linear_max_pixels=0)
-    row = dv.train_and_evaluate("linear", x[:300], y[:300], vx, vy, *digits_prepared.subset("test"), 10, recipe, 0)
+    recipe = Recipe(**{**PLANTED_RECIPE, "steps": 60, "linear_max_pixels": 0})
+    row = train_and_evaluate("linear", x[:300], y[:300], vx, vy, *digits_prepared.subset("test"), 10, recipe, 0)
     assert row["method"].startswith("torch linear") and row["selected"].startswith("step=")
     assert row["test_accuracy"] > 0.8

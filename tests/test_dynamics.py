@@ -247,6 +247,20 @@ def test_sweep_is_deterministic_and_independent_of_chunks_and_threads(monkeypatc
     assert not one.equals(other_seed)
 
 
+#: the stage's outputs: flag -> file name (as rules/dynamics.smk names them)
+OUTPUTS = {"--figure1": "figure1.png", "--figure2": "figure2.png", "--sweep": "sweep.csv",
+           "--heatmap": "sweep_heatmap.png", "--summary": "summary.json"}
+
+
+def stage_args(out_dir, runs: int = 40, steps: int = 60, seed: int = 0) -> list[str]:
+    """A valid command line of the gan_dynamics stage writing into ``out_dir`` (later flags override)."""
+    args = ["--seed", str(seed), "--runs", str(runs), "--steps", str(steps), "--eta-g", "0.3", "--eta-d", "0.3",
+            "--true-means", "-2", "2", "--gen-range", "3", "--disc-range", "6", "--threads", "1"]
+    for flag, name in OUTPUTS.items():
+        args += [flag, str(out_dir / name)]
+    return args
+
+
 @pytest.mark.parametrize("flags, named", [
     (["--runs", "-5"], "--runs"),
     (["--steps", "0"], "--steps"),
@@ -256,22 +270,22 @@ def test_sweep_is_deterministic_and_independent_of_chunks_and_threads(monkeypatc
     (["--true-means", "1", "1"], "--true-means"),
 ])
 def test_cli_rejects_bad_arguments(tmp_path, flags, named):
-    from audit.dynamics.__main__ import main
+    from audit.gan_dynamics import main
 
     with pytest.raises(AuditInputError, match=named):
-        main(["--out-dir", str(tmp_path)] + flags)
+        main(stage_args(tmp_path) + flags)
     assert not any(tmp_path.iterdir())
 
 
 def test_cli_writes_identical_outputs_for_the_same_seed(tmp_path):
     import json
 
-    from audit.dynamics.__main__ import main
+    from audit.gan_dynamics import main
 
-    args = ["--runs", "40", "--steps", "60", "--eta-g", "0.3", "--eta-d", "0.3", "1.0", "--seed", "3"]
-    main(["--out-dir", str(tmp_path / "a")] + args)
-    main(["--out-dir", str(tmp_path / "b")] + args)
-    names = ["figure1.png", "figure2.png", "sweep.csv", "sweep_heatmap.png", "summary.json"]
+    args = ["--eta-g", "0.3", "--eta-d", "0.3", "1.0"]
+    main(stage_args(tmp_path / "a", seed=3) + args)
+    main(stage_args(tmp_path / "b", seed=3) + args)
+    names = list(OUTPUTS.values())
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -1,7 +1,6 @@
 """External sample sources (audit/gans/external.py) through the sample stage: round trips,
 determinism, and one error line for every bad input."""
 
-import json
 import sys
 import textwrap
 
@@ -20,6 +19,7 @@ from audit.io import run_cli
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
 
 from tests.conftest import DEFAULT_SPLITS as SPLITS
+from tests.conftest import assert_cli_error, sample_args
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,7 @@ def samples():
 
 
 def run(data, spec, out, n, seed=0, name="ext"):
-    sample_stage.main(["--name", name, "--spec", json.dumps(spec), "--data", str(data.path),
-                       "--out", str(out), "--n", str(n), "--seed", str(seed)])
+    sample_stage.main(sample_args(name, spec, data.path, out, n, seed))
     return np.load(out / "samples.npy")
 
 
@@ -308,8 +307,7 @@ def test_bad_input_is_one_line_naming_gan_and_file(data, bad_inputs, plugins, tm
     out = tmp_path / "out"
     n = 30 if case.startswith(("folder", "array")) and case != "array-too-few" else 40
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(sample_stage.main, ["--name", "bad", "--spec", json.dumps(spec), "--data", str(data.path),
-                                    "--out", str(out), "--n", str(n)])
+        run_cli(sample_stage.main, sample_args("bad", spec, data.path, out, n))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ganaudit: error: gans.bad")
@@ -338,3 +336,19 @@ def test_generator_module_gets_latent_interpolations(data, tmp_path):
     # the sample stage writes the strips beside the samples
     run(data, {"type": "torchscript", "path": path, "latent_dim": 4}, tmp_path / "out", 20)
     assert (tmp_path / "out" / "interpolation.png").is_file()
+
+
+def test_interpolation_output_is_declared_by_type(data, plugins, tmp_path, capsys):
+    """--interpolation is required exactly for the generator-module types (the rules declare it
+    for them); a python sampling function, with no latent space, gets an image saying so."""
+    spec = {"type": "python", "target": f"{plugins}:uint8_sampler"}
+    run(data, spec, tmp_path / "fn", 20)
+    with Image.open(tmp_path / "fn" / "interpolation.png") as image:
+        assert image.format == "PNG"
+    torchscript = {"type": "torchscript", "path": scripted(tmp_path / "g.pt"), "latent_dim": 4}
+    argv = sample_args("ts", torchscript, data.path, tmp_path / "ts", 20)
+    assert_cli_error(sample_stage.main, argv[:argv.index("--interpolation")], capsys, "gans.ts", "--interpolation")
+    argv = sample_args("mem", {"type": "memoriser", "k": 5}, data.path, tmp_path / "mem", 20)
+    assert_cli_error(sample_stage.main, argv + ["--interpolation", str(tmp_path / "x.png")], capsys,
+                     "gans.mem", "--interpolation")
+    assert not (tmp_path / "ts").exists() and not (tmp_path / "mem").exists()

@@ -13,6 +13,7 @@ from audit.config import schema_error
 from audit.gans import SamplerContext, make_sampler
 from audit.gans.planted import quota_counts
 from audit.io import AuditInputError
+from tests.conftest import sample_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,15 +195,13 @@ def test_blank_extremes(data):
 
 def test_sample_stage_writes_planted_truth(data, tmp_path):
     out = tmp_path / "samples"
-    sample_stage.main(["--name", "mem", "--spec", json.dumps({"type": "memoriser", "k": 5}),
-                       "--data", str(data.path), "--out", str(out), "--n", "40", "--seed", "0"])
+    sample_stage.main(sample_args("mem", {"type": "memoriser", "k": 5}, data.path, out, 40))
     truth = json.loads((out / "truth.json").read_text())
     assert truth["support_size"] == 5 and truth["type"] == "memoriser" and truth["n"] == 40
     assert np.load(out / "samples.npy").shape == (40, 8, 8, 1)
     assert (np.load(out / "planted_labels.npy") >= 0).all()
     out = tmp_path / "blank"
-    sample_stage.main(["--name", "b", "--spec", json.dumps({"type": "blank", "blank_fraction": 0.25}),
-                       "--data", str(data.path), "--out", str(out), "--n", "40", "--seed", "0"])
+    sample_stage.main(sample_args("b", {"type": "blank", "blank_fraction": 0.25}, data.path, out, 40))
     assert (np.load(out / "planted_labels.npy") == -1).sum() == 10
 
 

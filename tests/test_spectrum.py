@@ -1,4 +1,5 @@
-"""Covariance spectra (audit.metrics.spectrum): hand-checked values and a planted low-rank GAN."""
+"""Covariance spectra (audit.metrics.covariance, audit.metrics.spectrum, stage audit.spectrum):
+hand-checked values and a planted low-rank GAN."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from audit import spectrum as stage
 from audit.io import AuditInputError, run_cli
+from audit.metrics import covariance as cv
 from audit.metrics import spectrum as sp
+from audit.plots.spectrum import plot_spectra
 
 
 # --------------------------------------------------------------------------------------------
@@ -22,10 +26,10 @@ def test_two_pixel_covariance_by_hand():
     images = np.array([[0, 0], [255, 255], [255, 0]], dtype=np.uint8).reshape(3, 1, 2, 1)
     # mean (2/3, 1/3); deviations x: (-2/3, 1/3, 1/3), y: (-1/3, 2/3, -1/3); divide by N - 1 = 2
     # var x = (4 + 1 + 1) / 9 / 2 = 1/3, var y = 1/3, cov = (2 + 2 - 1) / 9 / 2 = 1/6
-    cov, mean = sp.streaming_covariance(images, chunk_size=2, return_mean=True)
+    cov, mean = cv.streaming_covariance(images, chunk_size=2, return_mean=True)
     np.testing.assert_allclose(cov, [[1 / 3, 1 / 6], [1 / 6, 1 / 3]], atol=1e-15)
     np.testing.assert_allclose(mean, [2 / 3, 1 / 3], atol=1e-15)
-    eigs = sp.eigenspectrum(cov)  # 1/3 +- 1/6
+    eigs = cv.eigenspectrum(cov)  # 1/3 +- 1/6
     np.testing.assert_allclose(eigs, [1 / 2, 1 / 6], atol=1e-15)
     # p = (3/4, 1/4): exp(-(3/4 ln 3/4 + 1/4 ln 1/4)) = 4 / 3^(3/4)
     assert sp.effective_rank(eigs) == pytest.approx(4 / 3**0.75, rel=1e-12)
@@ -84,11 +88,11 @@ def test_streaming_covariance_matches_np_cov(chunk_size, block_size):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(299, 3, 4, 3), dtype=np.uint8)
     reference = np.cov(images.reshape(299, -1) / 255.0, rowvar=False)  # ddof=1: N - 1
-    cov = sp.streaming_covariance(images, chunk_size=chunk_size, block_size=block_size)
+    cov = cv.streaming_covariance(images, chunk_size=chunk_size, block_size=block_size)
     assert cov.shape == (36, 36)
     np.testing.assert_allclose(cov, reference, rtol=0, atol=1e-6)
     assert np.abs(cov - reference).max() < 1e-12  # the exact-integer float32 path
-    floats = sp.streaming_covariance(images / 255.0, chunk_size=chunk_size, block_size=block_size)
+    floats = cv.streaming_covariance(images / 255.0, chunk_size=chunk_size, block_size=block_size)
     np.testing.assert_allclose(floats, reference, rtol=0, atol=1e-12)
 
 
@@ -99,31 +103,31 @@ def test_streaming_covariance_memmap_and_offset_data(tmp_path):
     np.save(tmp_path / "x.npy", images)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     reference = np.cov(images.reshape(3000, -1).astype(np.float64) / 255.0, rowvar=False)
-    np.testing.assert_allclose(sp.streaming_covariance(mm, chunk_size=1000), reference, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(cv.streaming_covariance(mm, chunk_size=1000), reference, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("n", [5, 40, 64])  # N < d, N = d: the Gram route
 def test_gram_route_matches_covariance(n):
     rng = np.random.default_rng(8)
     images = rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
-    cov = sp.streaming_covariance(images)
-    full_values, full_vectors = sp.eigenspectrum(cov, return_vectors=True)
-    values, total, vectors = sp.gram_spectrum(images, n_vectors=3, chunk_size=7)
+    cov = cv.streaming_covariance(images)
+    full_values, full_vectors = cv.eigenspectrum(cov, return_vectors=True)
+    values, total, vectors = cv.gram_spectrum(images, n_vectors=3, chunk_size=7)
     assert values.shape == (64,) and vectors.shape == (64, 3)
     np.testing.assert_allclose(values, full_values, rtol=0, atol=1e-12)
     assert total == pytest.approx(np.trace(cov), rel=1e-12)
     np.testing.assert_allclose(np.abs(np.sum(vectors * full_vectors[:, :3], axis=0)), 1.0, atol=1e-9)
     assert np.count_nonzero(values > 1e-12) == n - 1  # centred data span N - 1 directions
-    route = sp.exact_spectrum(images, lambda eigs, total: 2)
+    route = cv.exact_spectrum(images, lambda eigs, total: 2)
     assert route[3] == "gram" and route[2].shape == (64, 2)
-    assert sp.exact_spectrum(np.concatenate([images] * 2), None)[3] == ("gram" if 2 * n <= 64 else "covariance")
+    assert cv.exact_spectrum(np.concatenate([images] * 2), None)[3] == ("gram" if 2 * n <= 64 else "covariance")
 
 
 def test_top_eigenspectrum_matches_full():
     images, _ = _correlated_uint8(n=2000, side=12, seed=3)
-    cov = sp.streaming_covariance(images)
-    full = sp.eigenspectrum(cov)
-    top = sp.top_eigenspectrum(images, 20, chunk_size=512, return_vectors=True)
+    cov = cv.streaming_covariance(images)
+    full = cv.eigenspectrum(cov)
+    top = cv.top_eigenspectrum(images, 20, chunk_size=512, return_vectors=True)
     assert top.k == 20 and top.eigenvalues.shape == (20,) and top.eigenvectors.shape == (144, 20)
     assert "k=20" in top.method
     np.testing.assert_allclose(top.eigenvalues, full[:20], rtol=1e-3)
@@ -135,8 +139,8 @@ def test_top_eigenvectors_match_full_eigh(m):
     rng = np.random.default_rng(7)
     a = rng.normal(size=(300, 40)) * np.linspace(3, 0.1, 40)
     cov = np.cov(a, rowvar=False)
-    full_values, full_vectors = sp.eigenspectrum(cov, return_vectors=True)
-    values, vectors = sp.top_eigenvectors(cov.copy(), m, overwrite=True)
+    full_values, full_vectors = cv.eigenspectrum(cov, return_vectors=True)
+    values, vectors = cv.top_eigenvectors(cov.copy(), m, overwrite=True)
     assert values.shape == (m,) and vectors.shape == (40, m)
     np.testing.assert_allclose(values, full_values[:m], rtol=1e-12)
     np.testing.assert_allclose(np.abs(np.sum(vectors * full_vectors[:, :m], axis=0)), 1.0, atol=1e-10)
@@ -146,10 +150,10 @@ def test_directional_variance_ratio_streamed_and_from_cov():
     rng = np.random.default_rng(4)
     real = rng.normal(size=(500, 12)) @ rng.normal(size=(12, 12))
     gan = 0.5 * real + 3.0  # half the spread in every direction: ratio 1/4
-    cov = sp.streaming_covariance(real)
-    eigs, vecs = sp.eigenspectrum(cov, return_vectors=True)
+    cov = cv.streaming_covariance(real)
+    eigs, vecs = cv.eigenspectrum(cov, return_vectors=True)
     streamed = sp.directional_variance_ratio(gan, vecs, eigs, chunk_size=37)
-    from_cov = sp.directional_variance_ratio(None, vecs, eigs, gan_cov=sp.streaming_covariance(gan))
+    from_cov = sp.directional_variance_ratio(None, vecs, eigs, gan_cov=cv.streaming_covariance(gan))
     np.testing.assert_allclose(streamed, 0.25, rtol=1e-9)
     np.testing.assert_allclose(from_cov, 0.25, rtol=1e-9)
 
@@ -238,7 +242,7 @@ def test_randomized_path_agrees_with_full():
 
 
 # --------------------------------------------------------------------------------------------
-# table, plot, files and CLI
+# table, plot and the stage
 
 
 def test_table_and_plot(tmp_path):
@@ -246,44 +250,83 @@ def test_table_and_plot(tmp_path):
     assert list(table.columns) == ["index", "real", "a", "b"]
     np.testing.assert_allclose(table["real"], [0.75, 0.25])
     assert table["b"].iloc[0] == 1.0 and math.isnan(table["b"].iloc[1])
-    sp.plot_spectra(table, tmp_path / "s.png", floors={"real": 0.1})
+    plot_spectra(table, tmp_path / "s.png", floors={"real": 0.1})
     assert (tmp_path / "s.png").stat().st_size > 1000
     assert not list(tmp_path.glob(".*part*"))
 
 
-def test_cli_writes_outputs(tmp_path):
+def _stage_argv(real, gan, out_dir, **options) -> list[str]:
+    """Every option of ``python -m audit.spectrum``; ``options`` (flag -> value, None to omit)
+    replace the defaults the rule would pass."""
+    values = {"--real": str(real), "--real-split": "test", "--gan": str(gan), "--label": "gan",
+              "--max-samples": "500", "--threshold": "0.1", "--seed": "3", "--threads": "1", "--device": "cpu",
+              "--out-json": str(out_dir / "spectrum.json"), "--out-csv": str(out_dir / "spectrum.csv"),
+              "--out-png": str(out_dir / "spectrum.png")}  # fmt: skip
+    values.update({f"--{k.replace('_', '-')}": v for k, v in options.items()})
+    return [part for flag, value in values.items() if value is not None for part in (flag, value)]
+
+
+def test_stage_writes_outputs(tmp_path):
     real = _digits_uint8()[:600]
     np.save(tmp_path / "real.npy", real)
     np.save(tmp_path / "gan.npy", _lowrank_gan(real, 6))
-    out = {ext: tmp_path / "out" / f"spectrum.{ext}" for ext in ("json", "csv", "png")}
-    sp.main(
-        ["--real", str(tmp_path / "real.npy"), "--gan", str(tmp_path / "gan.npy"),
-         "--out-json", str(out["json"]), "--out-csv", str(out["csv"]), "--out-png", str(out["png"]),
-         "--threads", "1", "--max-samples", "500", "--seed", "3"]
-    )  # fmt: skip
-    summary = json.loads(out["json"].read_text())
+    out = tmp_path / "out"
+    stage.main(_stage_argv(tmp_path / "real.npy", tmp_path / "gan.npy", out, label="lowrank"))
+    summary = json.loads((out / "spectrum.json").read_text())
     assert summary["n_real"] == 500 and summary["n_gan"] == 500 and summary["d"] == 64
-    assert summary["directions_gan"] == 6
-    table = pd.read_csv(out["csv"])
-    assert list(table.columns) == ["index", "real", "gan"] and len(table) == 64
+    assert summary["real"] == str(tmp_path / "real.npy") and summary["max_samples"] == 500 and summary["seed"] == 3
+    assert summary["directions_gan"] == 6 and summary["dropped_threshold"] == 0.1
+    table = pd.read_csv(out / "spectrum.csv")
+    assert list(table.columns) == ["index", "real", "lowrank"] and len(table) == 64
     assert table["real"].sum() == pytest.approx(1.0)
-    assert out["png"].stat().st_size > 1000
+    assert (out / "spectrum.png").stat().st_size > 1000
+    assert not list(out.glob(".*part*"))
 
 
-def test_cli_rejects_shape_mismatch(tmp_path, capsys):
+def test_stage_reads_one_split_of_a_prepared_dataset(digits_prepared, tmp_path):
+    test_rows = digits_prepared.rows("test")
+    np.save(tmp_path / "gan.npy", np.asarray(digits_prepared.images[digits_prepared.rows("pool")]))
+    stage.main(_stage_argv(digits_prepared.path, tmp_path / "gan.npy", tmp_path, max_samples="50000"))
+    summary = json.loads((tmp_path / "spectrum.json").read_text())
+    assert summary["real"] == f"{digits_prepared.path} (test split)"
+    assert summary["n_real"] == test_rows.shape[0] < digits_prepared.images.shape[0]
+    assert summary["n_gan"] == digits_prepared.rows("pool").shape[0]
+
+
+@pytest.mark.parametrize("option", ["max_samples", "threshold", "seed", "threads", "device"])
+def test_stage_options_from_config_have_no_default(tmp_path, capsys, option):
+    np.save(tmp_path / "real.npy", _digits_uint8()[:20])
+    with pytest.raises(SystemExit) as exit_info:
+        stage.main(_stage_argv(tmp_path / "real.npy", tmp_path / "real.npy", tmp_path, **{option: None}))
+    assert exit_info.value.code == 2
+    assert f"--{option.replace('_', '-')}" in capsys.readouterr().err
+    assert not (tmp_path / "spectrum.json").exists()
+
+
+def test_stage_computes_on_the_cpu_when_the_device_is_mps(tmp_path, monkeypatch, capsys):
+    # MPS has no float64: the stage must not hand it the covariance numerics
+    import audit.runtime
+
+    monkeypatch.setattr(audit.runtime, "resolve_device", lambda device: "mps")
+    real = _digits_uint8()[:100]
+    np.save(tmp_path / "real.npy", real)
+    stage.main(_stage_argv(tmp_path / "real.npy", tmp_path / "real.npy", tmp_path, device="auto"))
+    assert "on the CPU" in capsys.readouterr().out
+    assert json.loads((tmp_path / "spectrum.json").read_text())["dropped_directions"] == 0
+
+
+def test_stage_rejects_shape_mismatch(tmp_path, capsys):
     np.save(tmp_path / "real.npy", np.zeros((5, 8, 8, 1), np.uint8))
     np.save(tmp_path / "gan.npy", np.zeros((5, 8, 8, 3), np.uint8))
-    argv = ["--real", str(tmp_path / "real.npy"), "--gan", str(tmp_path / "gan.npy"),
-            "--out-json", str(tmp_path / "x.json"), "--out-csv", str(tmp_path / "x.csv"),
-            "--out-png", str(tmp_path / "x.png")]  # fmt: skip
+    argv = _stage_argv(tmp_path / "real.npy", tmp_path / "gan.npy", tmp_path)
     with pytest.raises(AuditInputError):
-        sp.main(argv)
+        stage.main(argv)
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(sp.main, argv)
+        run_cli(stage.main, argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "real.npy" in err and "gan.npy" in err
-    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "spectrum.json").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,9 +337,8 @@ def test_cli_rejects_shape_mismatch(tmp_path, capsys):
 def scenes_spectra(scenes_prepared):
     """Spectra of the pool resampler and the rank-10 projector against the 800 test patches."""
     from audit.gans import SamplerContext, make_sampler
-    from audit.metrics.spectrum import _RowSubset
 
-    real = _RowSubset(scenes_prepared.images, scenes_prepared.rows("test"))
+    real = cv.RowSubset(scenes_prepared.images, scenes_prepared.rows("test"))
     context = SamplerContext(data=scenes_prepared)
     specs = {"lowrank": {"type": "lowrank", "rank": 10}, "uniform": {"type": "resample", "class_probs": "real"}}
     return {name: sp.analyse_spectra(real, make_sampler(name, spec, context).sample(2000, 0).images)

@@ -2,6 +2,7 @@
 
 :mod:`audit.dynamics.model` holds the exact loss, its gradients and the optimal discriminator;
 :mod:`audit.dynamics.simulate` the two dynamics (vectorised over runs), the outcome classifier
-and the sweep; :mod:`audit.dynamics.plots` the figures. The stage runs as
-``python -m audit.dynamics --help``.
+and the sweep; :mod:`audit.plots.dynamics` the figures. Pure numerics: the stage that reads
+its options and writes the figures and the sweep is :mod:`audit.gan_dynamics`
+(``python -m audit.gan_dynamics --help``; rule ``gan_dynamics`` in ``rules/dynamics.smk``).
 """

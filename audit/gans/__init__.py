@@ -33,6 +33,10 @@ SAMPLER_TYPES = {
 #: GAN types trained inside the DAG (they need a ``train_gan`` job before sampling).
 TRAINED_TYPES = ("dcgan", "wgan-gp")
 
+#: external types that load a generator module (a ``python`` target may instead return a
+#: sampling function): the sample stage writes their latent interpolation strips.
+GENERATOR_MODULE_TYPES = ("torchscript", "python")
+
 
 @dataclass
 class SampleBatch:

@@ -10,6 +10,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -267,3 +268,17 @@ def calibrated_probabilities(model: nn.Module, temperature: float, images: np.nd
     """(N, K) softmax(logits / T) as float64 numpy."""
     logits = predict_logits(model, images, device=device)
     return torch.softmax(logits.double() / temperature, dim=1).numpy()
+
+
+def prediction_table(rows: np.ndarray, labels: np.ndarray | None, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per image: row, [label], predicted (argmax class), confidence (its probability),
+    p_0 .. p_{K-1}; ``rows`` (N,) image indices, ``labels`` (N,) true classes or None,
+    ``probabilities`` (N, K) calibrated class probabilities."""
+    table = pd.DataFrame({"row": rows})
+    if labels is not None:
+        table["label"] = labels
+    table["predicted"] = probabilities.argmax(axis=1)
+    table["confidence"] = probabilities.max(axis=1)
+    for k in range(probabilities.shape[1]):
+        table[f"p_{k}"] = probabilities[:, k]
+    return table

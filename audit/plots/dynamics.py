@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 
 import matplotlib
 
@@ -19,13 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from audit.dynamics.simulate import OUTCOMES, Trajectory  # noqa: E402
-from audit.io import atomic_path  # noqa: E402
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+from audit.plots import save_figure  # noqa: E402
 
 
 def plot_trajectories(panels: list[tuple[str, Trajectory]], mu_star, path, title: str = "") -> None:
@@ -59,7 +52,7 @@ def plot_trajectories(panels: list[tuple[str, Trajectory]], mu_star, path, title
         if title:
             fig.suptitle(title, fontsize=11)
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path, dpi=120)
 
 
 def plot_sweep_heatmap(table: pd.DataFrame, path, title: str = "") -> None:
@@ -85,4 +78,4 @@ def plot_sweep_heatmap(table: pd.DataFrame, path, title: str = "") -> None:
         if title:
             fig.suptitle(title, fontsize=11)
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path, dpi=120)

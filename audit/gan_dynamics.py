@@ -1,11 +1,15 @@
-"""CLI stage: GAN dynamics on a two-Gaussian mixture (Li, Madry, Peebles, Schmidt 2017).
+"""Stage ``gan_dynamics``: GAN dynamics on a two-Gaussian mixture (Li, Madry, Peebles, Schmidt 2017).
 
-    python -m audit.dynamics --out-dir results/dynamics --seed 0 --runs 10000 --steps 1000 \\
-        --eta-g 0.1 0.3 --eta-d 0.1 0.3 1.0 --true-means -2 2 --threads 2
+    python -m audit.gan_dynamics --seed 0 --runs 10000 --steps 1000 --eta-g 0.1 0.3 --eta-d 0.1 0.3 1.0 \\
+        --true-means -2 2 --gen-range 3 --disc-range 6 --threads 2 \\
+        --figure1 results/dynamics/figure1.png --figure2 results/dynamics/figure2.png \\
+        --sweep results/dynamics/sweep.csv --heatmap results/dynamics/sweep_heatmap.png \\
+        --summary results/dynamics/summary.json
 
-Writes to ``--out-dir``: ``figure1.png`` and ``figure2.png`` (the paper's Figures 1 and 2 from
-hand-picked starts), ``sweep.csv`` (one row per dynamics x step size: outcome fractions with
-95% Wilson intervals), ``sweep_heatmap.png`` and ``summary.json``. Same arguments, same bytes.
+Outputs: ``--figure1`` and ``--figure2`` (the paper's Figures 1 and 2 from hand-picked starts),
+``--sweep`` (one row per dynamics x step size: outcome fractions with 95% Wilson intervals),
+``--heatmap`` and ``--summary``. Same arguments, same bytes. The numerics are in
+:mod:`audit.dynamics` (see its README), the figures in :mod:`audit.plots.dynamics`.
 """
 
 from __future__ import annotations
@@ -13,35 +17,36 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
-from audit.dynamics.simulate import (CONV_TOL, DISC_RANGE, DYNAMICS, EMPTY_TOL, FIGURE_1, FIGURE_2, GEN_RANGE,
-                                     GRAD_TOL, MODE_TOL, OUTCOMES, classify, run_figure, sweep)
-from audit.io import AuditInputError, run_cli, save_json, save_table
+from audit.cli import add_outputs, run_cli, stage_parser
+from audit.dynamics.simulate import (CONV_TOL, DYNAMICS, EMPTY_TOL, FIGURE_1, FIGURE_2, GRAD_TOL, MODE_TOL, OUTCOMES,
+                                     classify, run_figure, sweep)
+from audit.io import AuditInputError, save_json, save_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m audit.dynamics", description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", required=True, type=Path, help="directory for the five outputs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sweep's initial states")
-    parser.add_argument("--runs", type=int, default=10000, help="initial states per step-size cell")
-    parser.add_argument("--steps", type=int, default=1000, help="steps per run in the sweep")
-    parser.add_argument("--eta-g", type=float, nargs="+", default=[0.1, 0.3], help="generator step sizes")
-    parser.add_argument("--eta-d", type=float, nargs="+", default=[0.1, 0.3, 1.0],
+    """The stage's options, validated (one-line :class:`AuditInputError` naming the flag)."""
+    parser = stage_parser("audit.gan_dynamics", __doc__, device=False)
+    parser.add_argument("--runs", type=int, required=True, help="initial states per step-size cell")
+    parser.add_argument("--steps", type=int, required=True, help="steps per run in the sweep")
+    parser.add_argument("--eta-g", type=float, nargs="+", required=True, help="generator step sizes")
+    parser.add_argument("--eta-d", type=float, nargs="+", required=True,
                         help="discriminator step sizes (first-order dynamics only)")
-    parser.add_argument("--true-means", type=float, nargs=2, default=[-2.0, 2.0], metavar=("MU1", "MU2"),
+    parser.add_argument("--true-means", type=float, nargs=2, required=True, metavar=("MU1", "MU2"),
                         help="true means mu* of the sweep")
-    parser.add_argument("--gen-range", type=float, default=GEN_RANGE, help="initial mu ~ U[-r, r]^2")
-    parser.add_argument("--disc-range", type=float, default=DISC_RANGE,
-                        help="initial interval ends ~ U[-r, r], sorted")
+    parser.add_argument("--gen-range", type=float, required=True, help="initial mu ~ U[-r, r]^2")
+    parser.add_argument("--disc-range", type=float, required=True, help="initial interval ends ~ U[-r, r], sorted")
+    # outcome tolerances: technical knobs, not in the config; defaults in audit.dynamics.simulate
     parser.add_argument("--conv-tol", type=float, default=CONV_TOL,
                         help="converged: max |mu - mu*| (up to order)")
     parser.add_argument("--mode-tol", type=float, default=MODE_TOL, help="mode collapse: |mu1 - mu2|")
     parser.add_argument("--grad-tol", type=float, default=GRAD_TOL, help="vanishing gradient: |dL/dmu|")
     parser.add_argument("--empty-tol", type=float, default=EMPTY_TOL, help="discriminator collapse: r - l")
-    parser.add_argument("--threads", type=int, default=1, help="worker processes for the sweep")
+    add_outputs(parser, figure1="the paper's Figure 1 (.png)", figure2="the paper's Figure 2 (.png)",
+                sweep="one row per cell (.csv)", heatmap="outcome shares per cell (.png)",
+                summary="settings, pooled outcomes, checks (.json)")
     args = parser.parse_args(argv)
     _validate(args)
     return args
@@ -72,19 +77,20 @@ def _validate(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from audit.dynamics.plots import plot_sweep_heatmap
+    from audit.plots.dynamics import plot_sweep_heatmap
 
     tolerances = {"conv_tol": args.conv_tol, "mode_tol": args.mode_tol, "grad_tol": args.grad_tol,
                   "empty_tol": args.empty_tol}
-    figures = {spec.name: _paper_figure(spec, args.out_dir, tolerances) for spec in (FIGURE_1, FIGURE_2)}
+    figures = {spec.name: _paper_figure(spec, path, tolerances)
+               for spec, path in ((FIGURE_1, args.figure1), (FIGURE_2, args.figure2))}
 
     start = time.perf_counter()
     table = sweep(args.true_means, args.eta_g, args.eta_d, args.runs, args.steps, seed=args.seed,
                   threads=args.threads, gen_range=args.gen_range, disc_range=args.disc_range, **tolerances)
     elapsed = time.perf_counter() - start
-    save_table(args.out_dir / "sweep.csv", table)
+    save_table(args.sweep, table)
     title = f"Outcomes of {args.runs} runs x {args.steps} steps per cell, $\\mu^*$ = {tuple(args.true_means)}"
-    plot_sweep_heatmap(table, args.out_dir / "sweep_heatmap.png", title)
+    plot_sweep_heatmap(table, args.heatmap, title)
 
     summary = {
         "settings": {"seed": args.seed, "runs": args.runs, "steps": args.steps, "eta_g": args.eta_g,
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "first_order_mode_collapse_seen": first["mode_collapse"] > 0,
         "first_order_vanishing_gradient_seen": first["vanishing_gradient"] > 0,
     }
-    save_json(args.out_dir / "summary.json", summary)
+    save_json(args.summary, summary)
     # Timing goes to the log only, so that the outputs are identical across runs.
     print(f"sweep: {len(table)} cells x {args.runs} runs x {args.steps} steps in {elapsed:.1f} s "
           f"({args.threads} worker(s))")
@@ -108,9 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     print("checks", summary["checks"])
 
 
-def _paper_figure(spec, out_dir: Path, tolerances: dict) -> dict:
-    """Run, classify and plot one of the paper's figures; its entry of summary.json."""
-    from audit.dynamics.plots import plot_trajectories
+def _paper_figure(spec, path: str, tolerances: dict) -> dict:
+    """Run, classify and plot (to ``path``) one of the paper's figures; its entry of summary.json."""
+    from audit.plots.dynamics import plot_trajectories
 
     runs = run_figure(spec)
     outcomes = {
@@ -120,7 +126,7 @@ def _paper_figure(spec, out_dir: Path, tolerances: dict) -> dict:
     }
     labels = {"optimal": "optimal discriminator", "first_order": "first-order"}
     plot_trajectories([(f"{labels[name]}: {outcomes[name].replace('_', ' ')}", runs[name]) for name in DYNAMICS],
-                      spec.mu_star, out_dir / f"{spec.name}.png",
+                      spec.mu_star, path,
                       f"$\\mu^*$ = {spec.mu_star}, step size {spec.eta}, start $\\mu_0$ = {spec.mu0}, "
                       f"D$_0$ = {spec.ends0}")
     return {

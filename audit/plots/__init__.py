@@ -1,4 +1,8 @@
-"""Figures shared by the stages (matplotlib Agg + seaborn), each written atomically."""
+"""Figures of every stage (matplotlib Agg + seaborn), each written atomically.
+
+This package holds the figures shared by several stages; a stage with figures of its own has
+its module here (:mod:`audit.plots.dynamics`, ...). Metric modules never plot.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ import seaborn as sns  # noqa: E402
 from audit.io import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Write a matplotlib figure atomically (see :func:`audit.io.atomic_path`) and close it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -30,7 +35,7 @@ def plot_confusion(confusion: np.ndarray, class_names, path, title: str = "") ->
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_class_distributions(table: pd.DataFrame, path, title: str = "") -> None:
@@ -53,7 +58,7 @@ def plot_class_distributions(table: pd.DataFrame, path, title: str = "") -> None
     ax.set_ylabel("fraction of images")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_lines(table: pd.DataFrame, x: str, y: str, hue: str, path, title: str = "", logy: bool = False,
@@ -66,7 +71,7 @@ def plot_lines(table: pd.DataFrame, x: str, y: str, hue: str, path, title: str =
     if logx:
         ax.set_xscale("log")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_grid(images: np.ndarray, path, nrow: int = 8) -> None:
@@ -82,3 +87,13 @@ def save_grid(images: np.ndarray, path, nrow: int = 8) -> None:
         x = F.interpolate(x, scale_factor=scale, mode="nearest")
     with atomic_path(path) as tmp:
         save_image(x, tmp, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def save_note(text: str, path) -> None:
+    """A small PNG holding one line of text: the declared figure of a case with nothing to draw
+    (the interpolation strips of a ``python`` target that is a sampling function, with no latent
+    space to walk)."""
+    fig, ax = plt.subplots(figsize=(6, 0.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    save_figure(fig, path)
