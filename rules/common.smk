@@ -1,18 +1,26 @@
 # Config access, output paths and wildcard constraints shared by every rule.
 
+import glob
 import json
 import os
 import shlex
 
 from snakemake.utils import validate
 
-from audit.config import check_config, classifier_flip, diversity_architecture
+from audit.config import DEFAULT_CONFIG, classifier_flip, configure, diversity_architecture
 from audit.gans import GENERATOR_MODULE_TYPES, TRAINED_TYPES
 
-# A violation stops the workflow before any job starts, with one line naming the key;
-# then Snakemake's validate fills the schema's defaults into config.
-check_config(config, workflow.basedir + "/rules/config.schema.yaml",
-             source=" + ".join(str(f) for f in workflow.configfiles) or "config")
+# The configuration (audit.config): config.yaml, then every --configfile, then --config, merged
+# key by key except `gans:`, which a later file replaces whole (Snakemake's own merge, which the
+# Snakefile does not ask for, would audit config.yaml's GANs as well); every file read refusing
+# duplicate keys. A violation stops the workflow before any job starts, with exit status 2 and
+# one line naming the file and the key; then Snakemake's validate fills in the schema's defaults.
+_settings = workflow.config_settings
+_resolved = configure(workflow.basedir + "/rules/config.schema.yaml", configfiles=_settings.configfiles,
+                      overrides=_settings.config,
+                      default=None if _settings.replace_workflow_config else DEFAULT_CONFIG)
+config.clear()
+config.update(_resolved)
 validate(config, "config.schema.yaml")
 
 RESULTS = "results"

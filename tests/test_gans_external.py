@@ -1,6 +1,8 @@
 """External sample sources (audit/gans/external.py) through the sample stage: round trips,
 determinism, and one error line for every bad input."""
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -19,7 +21,7 @@ from audit.io import run_cli
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
 
 from tests.conftest import DEFAULT_SPLITS as SPLITS
-from tests.conftest import assert_cli_error, sample_args
+from tests.conftest import REPO, assert_cli_error, sample_args
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +198,20 @@ def plugins(tmp_path_factory):
 
         def not_a_sampler():
             return 42
+
+
+        def broken_sampler():
+            def sample(n, seed):
+                return helper(n)
+            return sample
+
+
+        def helper(n):
+            raise ValueError(f"no weights for n={n}")
+
+
+        def broken_factory():
+            return {}["weights"]
     '''))
     sys.path.insert(0, str(root))
     yield "ganaudit_test_plugins"
@@ -242,8 +258,20 @@ def bad_inputs(tmp_path_factory, samples):
     np.save(tmp_path / "ok.npy", samples)
     ts = lambda file, **kw: scripted(tmp_path / file, **kw)  # noqa: E731
     (tmp_path / "notscript.pt").write_bytes(b"definitely not a zip")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    (tmp_path / "broken").symlink_to(tmp_path / "gone")
+    write_pngs(samples[:4], tmp_path / "image-loop")
+    (tmp_path / "image-loop" / "a" / "z.png").symlink_to(tmp_path / "image-loop" / "a" / "z.png")
     return {
-        "folder-missing": ({"type": "folder", "path": str(tmp_path / "nowhere")}, "nowhere: not a directory"),
+        "folder-loop": ({"type": "folder", "path": str(tmp_path / "loop")}, "gans.bad.path: " + str(tmp_path / "loop")
+                        + ": a symlink loop"),
+        "folder-broken-link": ({"type": "folder", "path": str(tmp_path / "broken")},
+                               f"gans.bad.path: {tmp_path / 'broken'}: a broken symlink (to {tmp_path / 'gone'})"),
+        "folder-image-loop": ({"type": "folder", "path": str(tmp_path / "image-loop")},
+                              "image-loop/a/z.png: a broken symlink or a symlink loop"),
+        "array-loop": ({"type": "array", "path": str(tmp_path / "loop")}, "loop: a symlink loop"),
+        "folder-missing": ({"type": "folder", "path": str(tmp_path / "nowhere")}, "nowhere: directory not found"),
         "folder-empty": ({"type": "folder", "path": str(tmp_path / "empty")}, "empty: no PNG or JPEG images found"),
         "folder-unreadable": ({"type": "folder", "path": str(tmp_path / "corrupt"), "replace": True},
                               "corrupt/x.png: cannot read image (not a format PIL recognises)"),
@@ -294,7 +322,7 @@ def bad_inputs(tmp_path_factory, samples):
     }
 
 
-BAD = ["folder-missing", "folder-empty", "folder-unreadable", "folder-too-few", "array-missing", "array-range",
+BAD = ["folder-loop", "folder-broken-link", "folder-image-loop", "array-loop", "folder-missing", "folder-empty", "folder-unreadable", "folder-too-few", "array-missing", "array-range",
        "array-nan", "array-inf", "array-dtype-uint8", "array-dtype-float", "array-no-range", "array-shape",
        "array-channels", "array-ndim", "array-npz-key", "array-npz-wrong-key", "array-corrupt", "array-too-few",
        "ts-not-torchscript", "ts-shape", "ts-nan", "ts-range", "ts-latent-dim", "py-import", "py-attribute",
@@ -352,3 +380,52 @@ def test_interpolation_output_is_declared_by_type(data, plugins, tmp_path, capsy
     assert_cli_error(sample_stage.main, argv + ["--interpolation", str(tmp_path / "x.png")], capsys,
                      "gans.mem", "--interpolation")
     assert not (tmp_path / "ts").exists() and not (tmp_path / "mem").exists()
+
+
+# --- issue 11: symlinks, the user's own exceptions, nothing before the one line -----------------
+
+def test_folder_follows_symlinked_subfolders_once(data, samples, tmp_path):
+    """Issue 11.11: symlinked subfolders were skipped silently. They are followed, each real
+    folder once: a second link to one folder adds nothing, a link to an ancestor is no loop.
+    Fails if the linked images are missing (today's main: 10 of 20), repeated or out of order."""
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "gan"
+    write_pngs(samples[:10], elsewhere)  # elsewhere/a/000..004, elsewhere/b/005..009
+    write_pngs(samples[10:20], root)  # gan/a/010..014, gan/b/015..019
+    (root / "again").symlink_to(elsewhere)  # walked: between gan/a and gan/b in path order
+    (root / "linked").symlink_to(elsewhere)  # the same real folder: adds nothing
+    (root / "a" / "up").symlink_to(root)  # a loop
+    images = run(data, {"type": "folder", "path": str(root)}, tmp_path / "out", 20)
+    np.testing.assert_array_equal(images, np.concatenate([samples[10:15], samples[:10], samples[15:20]]))
+
+
+def stage_stderr(data, plugins, spec, tmp_path) -> subprocess.CompletedProcess:
+    """The sample stage run as Snakemake runs it, in its own process: (exit status, stderr)."""
+    plugin_dir = next(p for p in sys.path if os.path.isfile(os.path.join(p, f"{plugins}.py")))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([plugin_dir, str(REPO)])}
+    return subprocess.run([sys.executable, "-m", "audit.sample", *sample_args("g", spec, data.path, tmp_path, 40)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def test_torchscript_error_is_the_only_line(data, plugins, tmp_path):
+    """Issue 11.11: torch 2.14's FutureWarning on torch.jit.load preceded the one line."""
+    result = stage_stderr(data, plugins, {"type": "torchscript", "path": scripted(tmp_path / "g4.pt"), "latent_dim": 5},
+                          tmp_path / "out")
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("ganaudit: error: gans.g: ") and "is latent_dim right?" in result.stderr
+
+
+@pytest.mark.parametrize("target, line", [
+    ("broken_sampler", "the sampling function raised ValueError: no weights for n=40 (its traceback follows)"),
+    ("broken_factory", "raised KeyError: 'weights' (its traceback follows)"),
+])
+def test_an_exception_in_user_code_is_one_line_then_its_traceback(data, plugins, tmp_path, target, line):
+    """Issue 11.5: an exception in the user's python target ended with a 16-line traceback and
+    exit 1. Now the one line (exit 2) comes first, then the traceback of the user's code only."""
+    result = stage_stderr(data, plugins, {"type": "python", "target": f"{plugins}:{target}"}, tmp_path / "out")
+    assert result.returncode == 2
+    first, *rest = result.stderr.splitlines()
+    assert first == f"ganaudit: error: gans.g: target '{plugins}:{target}': {line}"
+    assert rest[0] == "Traceback (most recent call last):"
+    assert f"{plugins}.py" in rest[1] and "audit/" not in "\n".join(rest)
+    assert not (tmp_path / "out").exists()

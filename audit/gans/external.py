@@ -28,9 +28,14 @@ writes anything.
 
 from __future__ import annotations
 
+import errno
 import inspect
+import os
 import re
+import stat
 import sys
+import traceback
+import warnings
 from importlib import import_module
 from pathlib import Path
 
@@ -60,15 +65,32 @@ def one_line(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def user_code_error(what: str, err: Exception) -> AuditInputError:
+    """An exception raised by the user's own code as one line (``what`` and the exception), with
+    the traceback from the user's code down as its detail (the audit's own frame left out)."""
+    detail = "".join(traceback.format_exception(type(err), err, err.__traceback__.tb_next))
+    return AuditInputError(f"{what} {one_line(err)} (its traceback follows)", detail=detail)
+
+
 def existing_path(name: str, options: dict, directory: bool = False) -> Path:
+    """``options["path"]``, which must exist and be a directory (``directory``) or a file. A
+    symlink loop or a broken symlink is named as such; called when the config is checked too."""
     raw = options.get("path")
     if not isinstance(raw, str) or not raw:
         raise AuditInputError(f"gans.{name}.path: required, the {'directory' if directory else 'file'} to read")
     path = Path(raw).expanduser()
-    if directory and not path.is_dir():
-        raise AuditInputError(f"gans.{name}: {path}: not a directory")
-    if not directory and not path.is_file():
-        raise AuditInputError(f"gans.{name}: {path}: file not found")
+    try:
+        is_dir = stat.S_ISDIR(path.stat().st_mode)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AuditInputError(f"gans.{name}.path: {path}: a symlink loop ({err.strerror})") from None
+        if path.is_symlink():
+            raise AuditInputError(f"gans.{name}.path: {path}: a broken symlink (to {os.readlink(path)})") from None
+        is_dir = None
+    if is_dir is None:
+        raise AuditInputError(f"gans.{name}: {path}: {'directory' if directory else 'file'} not found")
+    if is_dir != directory:
+        raise AuditInputError(f"gans.{name}: {path}: {'not a directory' if directory else 'a directory, not a file'}")
     return path
 
 
@@ -136,7 +158,8 @@ def read_image(path: Path, shape: tuple[int, int, int], where: str) -> np.ndarra
 
 def make_folder(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
     """Samples already written as image files: ``path`` (a directory, searched recursively for
-    .png/.jpg/.jpeg in any case, sorted by relative path), ``replace`` (default false).
+    .png/.jpg/.jpeg in any case, following symlinked subfolders: :func:`image_files`), ``replace``
+    (default false).
 
     A folder is a fixed set of samples (see :func:`fixed_set_indices`). Only the chosen files
     are decoded, so an unreadable file is reported when it is chosen.
@@ -144,8 +167,7 @@ def make_folder(name: str, kind: str, options: dict, context: SamplerContext) ->
     check_option_names(name, options, ("path", "replace"))
     root = existing_path(name, options, directory=True)
     replace = bool_option(name, options, "replace")
-    files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                   key=lambda p: p.relative_to(root).as_posix())
+    files = image_files(root, f"gans.{name}")
     if not files:
         raise AuditInputError(f"gans.{name}: {root}: no PNG or JPEG images found (searched recursively)")
     shape = tuple(context.data.images.shape[1:])
@@ -158,6 +180,33 @@ def make_folder(name: str, kind: str, options: dict, context: SamplerContext) ->
         return SampleBatch(images)
 
     return Sampler(name, sample)
+
+
+def image_files(root: Path, where: str) -> list[Path]:
+    """Every .png/.jpg/.jpeg file under ``root`` (any case), sorted by path relative to ``root``.
+
+    Symlinked subfolders are followed, each real folder once (a link to an ancestor is no loop, a
+    second link to one folder adds nothing); an image name that is a broken symlink, and a
+    folder that cannot be listed, are errors.
+    """
+    files, seen = [], set()
+
+    def unreadable(err: OSError):
+        raise AuditInputError(f"{where}: {err.filename}: cannot list the folder ({err.strerror})")
+
+    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=unreadable):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        subfolders.sort()
+        for entry in (Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES):
+            if not entry.exists():
+                raise AuditInputError(f"{where}: {entry}: a broken symlink or a symlink loop")
+            if entry.is_file():
+                files.append(entry)
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
 def bool_option(name: str, options: dict, key: str, default: bool = False) -> bool:
@@ -333,7 +382,11 @@ def make_torchscript(name: str, kind: str, options: dict, context: SamplerContex
     path = existing_path(name, options)
     where = f"gans.{name}: {path}"
     try:
-        module = torch.jit.load(str(path), map_location=context.device)
+        with warnings.catch_warnings():
+            # torch 2.14 deprecates TorchScript; the user's file still loads, and the warning
+            # would precede the one line of any error
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location=context.device)
     except Exception as err:
         raise AuditInputError(f"{where}: not a loadable TorchScript file ({one_line(err)})") from None
     return generator_sampler(name, module, where, options, context)
@@ -354,8 +407,9 @@ def make_python(name: str, kind: str, options: dict, context: SamplerContext) ->
       (n, H, W, C), or float (n, C, H, W) in ``output_range`` (default ``[-1,1]``).
 
     Import errors, a missing attribute, kwargs the function does not accept or another return
-    value are one-line errors naming the target; an exception inside the function propagates
-    with its traceback (a bug in that code, not a configuration error).
+    value are one-line errors naming the target; so is an exception raised by the function or
+    the sampling function it returns, followed by the traceback of the user's code
+    (:func:`user_code_error`).
     """
     import torch
 
@@ -385,7 +439,10 @@ def make_python(name: str, kind: str, options: dict, context: SamplerContext) ->
         raise AuditInputError(f"{where}: does not accept kwargs {sorted(kwargs)} ({err})") from None
     except ValueError:  # no signature (some builtins): let the call decide
         pass
-    result = obj(**kwargs)
+    try:
+        result = obj(**kwargs)
+    except Exception as err:
+        raise user_code_error(f"{where}: raised", err) from None
     if isinstance(result, torch.nn.Module):
         return generator_sampler(name, result.to(context.device), where, options, context)
     if not callable(result):
@@ -398,7 +455,10 @@ def make_python(name: str, kind: str, options: dict, context: SamplerContext) ->
     height, width, channels = context.data.images.shape[1:]
 
     def sample(n: int, seed: int) -> SampleBatch:
-        x = result(n, seed)
+        try:
+            x = result(n, seed)
+        except Exception as err:
+            raise user_code_error(f"{where}: the sampling function raised", err) from None
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         if not isinstance(x, np.ndarray):
