@@ -33,6 +33,8 @@ rule skew:
         data=lambda w, input: prepared_dir(input.data),
         threshold=config["label"]["confidence_threshold"],
         bootstrap=config["skew"]["bootstrap"],
+        alpha=config["skew"]["alpha"],
+        null_draws=config["skew"]["null_draws"],
         seed=config["seed"],
     log:
         f"{LOGS}/skew/{{gan}}.log",
@@ -40,6 +42,7 @@ rule skew:
         f"{BENCH}/skew/{{gan}}.tsv"
     shell:
         "python -m audit.skew --name {params.name} --labels {input.labels} --annotator-test {input.test} "
-        "--data {params.data} --truth {input.truth} --threshold {params.threshold} --bootstrap {params.bootstrap} "
+        "--data {params.data} --truth {input.truth} --threshold {params.threshold} --alpha {params.alpha} "
+        "--null-draws {params.null_draws} --bootstrap {params.bootstrap} "
         "--seed {params.seed} --out-json {output.json} --out-csv {output.table} --out-png {output.plot} "
         "> {log} 2>&1"

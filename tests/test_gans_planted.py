@@ -66,7 +66,7 @@ def test_every_planted_generator_is_deterministic(data, spec):
 def test_memoriser_emits_exactly_k_noisy_pool_images(data, pool):
     pool_pixels, pool_labels = pool
     s = sampler(data, {"type": "memoriser", "k": 50, "noise_std": 2})
-    assert s.truth == {"support_size": 50, "noise_std": 2.0, "source_split": "pool"}
+    assert s.truth == {"support_size": 50, "noise_std": 2.0, "draw": "quota", "source_split": "pool"}
     batch = s.sample(500, seed=0)
     nearest, max_noise = nearest_pool(batch.images, pool_pixels)
     # 50 distinct source images, each emitted exactly 500 / 50 = 10 times (quota)
@@ -132,7 +132,7 @@ def test_lowrank_clip_mode_and_errors(data):
 
 def test_dropmodes_keeps_only_the_kept_classes(data, pool):
     lookup = pool_lookup(*pool)
-    s = sampler(data, {"type": "dropmodes", "keep_classes": [7, 1, 3, 5, 9]})
+    s = sampler(data, {"type": "dropmodes", "keep_classes": [7, 1, 3, 5, 9], "draw": "quota"})
     kept = [1, 3, 5, 7, 9]
     assert s.truth["kept_classes"] == kept
     real = data.class_distribution()
@@ -216,3 +216,84 @@ def test_readme_config_entries_pass_the_schema():
     assert schema_error(config, ROOT / "rules" / "config.schema.yaml") is None
     config["gans"]["dropmodes"]["n_classes_kept"] = 0
     assert schema_error(config, ROOT / "rules" / "config.schema.yaml").startswith("gans.dropmodes.n_classes_kept")
+
+
+# --- draw: multinomial | quota (issue 12) -------------------------------------------------------
+
+@pytest.mark.parametrize("spec, default", [
+    ({"type": "resample"}, "multinomial"),
+    ({"type": "dropmodes", "n_classes_kept": 3}, "multinomial"),
+    ({"type": "memoriser", "k": 20}, "quota"),
+    ({"type": "lowrank", "rank": 5}, "quota"),
+    ({"type": "blank"}, "quota"),
+])
+def test_draw_default_is_in_the_truth(data, spec, default):
+    assert sampler(data, spec).truth["draw"] == default
+    other = "quota" if default == "multinomial" else "multinomial"
+    assert sampler(data, {**spec, "draw": other}).truth["draw"] == other
+
+
+def pearson_dispersion(counts: np.ndarray, probs: np.ndarray) -> float:
+    """z-score of the summed Pearson statistic of (S, K) count vectors against S independent
+    multinomial(n, probs) draws: sum ~ chi2 with S (K' - 1) dof, K' classes with probs > 0."""
+    kept = probs > 0
+    n = counts.sum(axis=1, keepdims=True)
+    expected = n * probs[kept]
+    statistic = (((counts[:, kept] - expected) ** 2) / expected).sum()
+    dof = counts.shape[0] * (kept.sum() - 1)
+    return float((statistic - dof) / np.sqrt(2 * dof))
+
+
+@pytest.mark.parametrize("spec", [{"type": "resample", "dominant_prob": 0.3},
+                                  {"type": "dropmodes", "n_classes_kept": 4}])
+def test_multinomial_draw_varies_as_a_multinomial_and_quota_does_not(data, spec):
+    """Over 300 seeds the class counts of the default (multinomial) draw have the multinomial
+    dispersion: the summed Pearson statistic is chi-square with 300 (K - 1) dof, so its z-score is
+    within 4 (a 1-in-30,000 bound, set before running). Quota counts are the same every seed
+    (z far below -4): a sampler that still used quotas, or drew counts twice as noisy, fails."""
+    probs = np.asarray(sampler(data, spec).truth["class_distribution"])
+    counts = np.array([np.bincount(sampler(data, spec).sample(200, seed).planted_labels, minlength=10)
+                       for seed in range(300)])
+    assert abs(pearson_dispersion(counts, probs)) < 4
+    quota = np.array([np.bincount(sampler(data, {**spec, "draw": "quota"}).sample(200, seed).planted_labels,
+                                  minlength=10) for seed in range(20)])
+    assert (quota == quota_counts(probs, 200)).all()
+    assert pearson_dispersion(quota, probs) < -4
+
+
+def test_blank_multinomial_draw_makes_the_blank_count_binomial(data):
+    spec = {"type": "blank", "blank_fraction": 0.2, "draw": "multinomial"}
+    blanks = np.array([(sampler(data, spec).sample(100, seed).planted_labels == -1).sum() for seed in range(300)])
+    # binomial(100, 0.2): mean 20, sd 4; the mean of 300 draws is within 4 standard errors (0.92)
+    assert abs(blanks.mean() - 20) < 4 * 4 / np.sqrt(300)
+    assert 0.7 < blanks.std() / 4 < 1.3  # sd of the sd ratio ~ 1/sqrt(2 * 299) = 0.04
+    quota = sampler(data, {**spec, "draw": "quota"})
+    assert {int((quota.sample(100, seed).planted_labels == -1).sum()) for seed in range(10)} == {20}
+
+
+def test_memoriser_multinomial_draw_picks_images_independently(data, pool):
+    pool_pixels, _ = pool
+    batch = sampler(data, {"type": "memoriser", "k": 10, "noise_std": 0, "draw": "multinomial"}).sample(1000, 0)
+    _, counts = np.unique(nearest_pool(batch.images, pool_pixels)[0], return_counts=True)
+    # 10 images, 1000 draws: counts binomial(1000, 0.1) (sd 9.5), not all exactly 100 as with quota
+    assert counts.size == 10 and counts.sum() == 1000 and len(set(counts)) > 1
+    assert np.abs(counts - 100).max() < 5 * 9.5
+
+
+def test_draw_option_errors(data):
+    with pytest.raises(AuditInputError, match="gans.planted.draw: expected one of multinomial, quota, got 'poisson'"):
+        sampler(data, {"type": "resample", "draw": "poisson"})
+    config = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    config["gans"]["uniform"]["draw"] = "poisson"
+    assert schema_error(config, ROOT / "rules" / "config.schema.yaml").startswith("gans.uniform.draw")
+    config["gans"]["uniform"]["draw"] = "quota"
+    assert schema_error(config, ROOT / "rules" / "config.schema.yaml") is None
+
+
+def test_config_planted_controls_use_the_default_draw():
+    """The controls that play a generator with a class distribution draw multinomially: no
+    `draw: quota` in config.yaml (the uniform control's chi-square p was 1.00 by construction)."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for name, spec in config["gans"].items():
+        if spec["type"] in ("resample", "dropmodes"):
+            assert spec.get("draw", "multinomial") == "multinomial", name

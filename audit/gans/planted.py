@@ -3,15 +3,24 @@
 They draw only from the real ``pool`` split, which no evaluation uses (see
 :data:`audit.data.base.SPLITS`), so a control never shares images with what measures it.
 
-``resample``   pool images with a set class distribution (truth: ``class_distribution``)
-``memoriser``  k distinct pool images, each re-emitted with small pixel noise (``support_size``)
+``resample``   pool images with a set class distribution (truth: ``class_distribution``);
+               ``n_modes: M`` restricts it to M classes chosen with the seed (truth ``modes``)
+``memoriser``  k distinct pool images, each re-emitted with small pixel noise (``support_size``);
+               ``source_split: train``, the one exception to the pool rule, copies training
+               images instead: the memorisation stage's control (truth ``source_split``)
 ``lowrank``    pool images projected onto the top-r principal components of the pool (``rank``)
 ``dropmodes``  pool images of only some classes, real proportions among them
                (``class_distribution``, ``kept_classes``)
 ``blank``      a set fraction of blank images mixed with pool images (``blank_fraction``)
 
-Every one is deterministic for a given ``seed`` and draws through :func:`quota_resample`, so
-class counts are realised exactly (largest remainder), not only in expectation.
+Every one is deterministic for a given ``seed`` and draws through :func:`quota_resample`. Option
+``draw`` says how: ``multinomial`` draws each sample independently (class counts vary as a real
+generator's do: the skew tests' H0 is stated for such a generator), ``quota`` realises the counts
+exactly (largest remainder). The default is ``multinomial`` for ``resample`` and ``dropmodes``,
+whose truth is a class distribution that the skew stage tests, and ``quota`` for ``memoriser``,
+``lowrank`` and ``blank``, whose truth (support size, rank, blank fraction) the other stages
+measure and which ``quota`` realises exactly (every one of the k images emitted, exactly f * n
+blanks); see ``audit/gans/README.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ from audit.gans import SampleBatch, Sampler, SamplerContext
 from audit.io import AuditInputError
 
 SOURCE_SPLIT = "pool"
+
+#: how a planted generator draws its categories (classes, memorised images, blank or not)
+DRAWS = ("multinomial", "quota")
 
 
 def planted_class_distribution(name: str, options: dict, real: np.ndarray) -> np.ndarray:
@@ -68,16 +80,24 @@ def pool_members(name: str, data, probs: np.ndarray) -> list[np.ndarray]:
     return members
 
 
+def draw_counts(rng: np.random.Generator, probs: np.ndarray, n: int, draw: str) -> np.ndarray:
+    """(K,) counts summing to ``n``: ``rng.multinomial(n, probs)`` (``multinomial``) or exactly
+    ``quota_counts(probs, n)`` (``quota``)."""
+    if draw not in DRAWS:
+        raise ValueError(f"draw must be one of {DRAWS}, got {draw!r}")
+    return rng.multinomial(n, probs / probs.sum()) if draw == "multinomial" else quota_counts(probs, n)
+
+
 def quota_resample(rng: np.random.Generator, members: list[np.ndarray], probs: np.ndarray,
-                   n: int) -> tuple[np.ndarray, np.ndarray]:
+                   n: int, draw: str = "quota") -> tuple[np.ndarray, np.ndarray]:
     """The one resampling step of every planted generator.
 
-    Draws exactly ``quota_counts(probs, n)[k]`` items from ``members[k]`` (with replacement
+    Draws ``draw_counts(rng, probs, n, draw)[k]`` items from ``members[k]`` (with replacement
     within the group), then shuffles. Returns (chosen items, group index of each), both (n,).
     """
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    counts = quota_counts(probs, n)
+    counts = draw_counts(rng, probs, n, draw)
     chosen = np.concatenate([rng.choice(members[k], c) for k, c in enumerate(counts) if c])
     groups = np.concatenate([np.full(c, k) for k, c in enumerate(counts) if c])
     order = rng.permutation(n)
@@ -85,21 +105,66 @@ def quota_resample(rng: np.random.Generator, members: list[np.ndarray], probs: n
 
 
 def make_resample(name: str, kind: str, options: dict, context: SamplerContext) -> Sampler:
-    """The planted ``skewed`` control: pool images resampled with a set class distribution.
+    """The planted ``skewed`` / ``uniform`` control: pool images resampled with a set class distribution.
 
-    Each call emits exactly ``quota_counts(probs, n)`` images of each class (drawn with
-    replacement within the class, then shuffled), so the planted distribution is also the
-    realised one: the error an audit reports on it is the audit's own, not sampling noise.
+    ``draw: multinomial`` (default): each sample's class is drawn independently from the planted
+    distribution, as a generator with that class distribution would draw it (with ``class_probs:
+    real`` this is the perfect generator of the skew tests' H0). ``draw: quota``: exactly
+    ``quota_counts(probs, n)`` images of each class, so the realised mix is the planted one.
+    Images are drawn with replacement within the class, then shuffled.
+
+    ``n_modes: M`` (with the real class mix only): the distribution restricted to M of its
+    classes, renormalised; the M are a uniform choice without replacement among the classes the
+    real mix has, seeded by the prepared dataset's seed (the run's ``seed``), listed in truth
+    ``modes``. On Stacked MNIST each sample is a fresh triple of pool digits of its class
+    (:func:`audit.data.stacked_mnist.fresh_triples`), not one of the few stored pool triples of
+    its class: a generator emitting the 26 stored triples of a mode 100 times each would turn
+    each misread triple into a phantom mode of 100 samples.
     """
     data = context.data
     probs = planted_class_distribution(name, options, data.class_distribution())
-    members = pool_members(name, data, probs)
+    truth = {}
+    if "n_modes" in options:
+        probs, truth["modes"] = mode_subset(name, options, probs, data.meta["seed"])
+        truth["n_modes"] = len(truth["modes"])
+    draw = choice_option(name, options, "draw", "multinomial", DRAWS)
+    if "stacked" in data.meta:
+        from audit.data.stacked_mnist import base_members, fresh_triples
 
-    def sample(n: int, seed: int) -> SampleBatch:
-        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
-        return SampleBatch(np.asarray(data.images[chosen]), labels)
+        base = data.base()
+        base_members(base, SOURCE_SPLIT)  # every digit in the pool, checked now
 
-    return Sampler(name, sample, truth={"class_distribution": probs.tolist(), "source_split": SOURCE_SPLIT})
+        def sample(n: int, seed: int) -> SampleBatch:
+            rng = np.random.default_rng(seed)
+            labels = rng.permutation(np.repeat(np.arange(probs.size), draw_counts(rng, probs, n, draw)))
+            return SampleBatch(fresh_triples(base, SOURCE_SPLIT, labels, rng), labels)
+    else:
+        members = pool_members(name, data, probs)
+
+        def sample(n: int, seed: int) -> SampleBatch:
+            chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n, draw)
+            return SampleBatch(np.asarray(data.images[chosen]), labels)
+
+    return Sampler(name, sample, truth={"class_distribution": probs.tolist(), "draw": draw,
+                                        "source_split": SOURCE_SPLIT, **truth})
+
+
+#: sub-stream of the run seed that chooses the modes of ``n_modes``
+MODES_ROLE = 18
+
+
+def mode_subset(name: str, options: dict, probs: np.ndarray, seed: int) -> tuple[np.ndarray, list[int]]:
+    """``probs`` restricted to ``options["n_modes"]`` of its classes (uniform choice without
+    replacement among those with probability > 0, seeded by ``seed``), renormalised; and the
+    chosen classes, sorted."""
+    if "dominant_class" in options or "dominant_prob" in options or options.get("class_probs", "real") != "real":
+        raise AuditInputError(f"gans.{name}.n_modes: restricts the real class mix; remove class_probs / dominant_*")
+    candidates = np.flatnonzero(probs > 0)
+    m = int_option(name, options, "n_modes", 0, minimum=1, maximum=int(candidates.size))
+    modes = np.sort(np.random.default_rng([seed, MODES_ROLE, m]).choice(candidates, m, replace=False))
+    restricted = np.zeros_like(probs)
+    restricted[modes] = probs[modes]
+    return restricted / restricted.sum(), modes.tolist()
 
 
 # --- option checks shared by the planted generators --------------------------------------------
@@ -159,27 +224,50 @@ def make_memoriser(name: str, kind: str, options: dict, context: SamplerContext)
     """The planted memoriser: a support of exactly ``k`` real images.
 
     ``sample(n, seed)`` picks ``k`` distinct pool images with the seed (distinct in pixels, not
-    only in row), emits each of them ``n // k`` or ``n // k + 1`` times (quota), adds independent
+    only in row), emits each of them ``n // k`` or ``n // k + 1`` times (``draw: quota``, the
+    default; ``multinomial``: each sample one of the k at random), adds independent
     Gaussian noise of standard deviation ``noise_std`` grey levels to every pixel, clips to
     [0, 255] and rounds to uint8. ``planted_labels`` is the class of each sample's source image.
     Asking for fewer than ``k`` samples is an error: the planted support would not be realised.
+
+    ``per_class: true`` (the lecture's fooled inception score): one distinct pool image of each
+    class, picked with the seed (k = the number of classes; setting ``k`` too is an error),
+    emitted in the real class proportions (quota), so the class mix is the real one while the
+    support is one image per class. Truth then also has ``class_distribution``.
+
+    ``source_split: train`` (a memorisation control, issue 13): the k images come from the
+    train split instead of the pool, so every sample is a noisy copy of a training image; the
+    memorisation stage must flag it. Truth records the split. Default ``pool``.
     """
-    check_option_names(name, options, ("k", "noise_std"))
+    check_option_names(name, options, ("k", "noise_std", "per_class", "draw", "source_split"))
+    draw = choice_option(name, options, "draw", "quota", DRAWS)
+    source = choice_option(name, options, "source_split", SOURCE_SPLIT, (SOURCE_SPLIT, "train"))
     data = context.data
-    k = int_option(name, options, "k", 50, minimum=1)
+    per_class = options.get("per_class", False)
+    if not isinstance(per_class, bool):
+        raise AuditInputError(f"gans.{name}.per_class: expected true or false, got {per_class!r}")
+    if per_class and "k" in options:
+        raise AuditInputError(f"gans.{name}: per_class: true sets k to the number of classes; remove k")
+    k = data.n_classes if per_class else int_option(name, options, "k", 50, minimum=1)
     noise_std = number_option(name, options, "noise_std", 2.0, minimum=0)
-    candidates = distinct_rows(data, data.rows(SOURCE_SPLIT))
+    candidates = distinct_rows(data, data.rows(source))
     if k > candidates.size:
-        raise AuditInputError(f"gans.{name}.k: {k} exceeds the {candidates.size} distinct images of the pool split")
-    uniform = np.full(k, 1.0 / k)
+        raise AuditInputError(f"gans.{name}.k: {k} exceeds the {candidates.size} distinct images of the {source} split")
+    weights = data.class_distribution() if per_class else np.full(k, 1.0 / k)
+    if per_class:
+        by_class = [candidates[data.labels[candidates] == c] for c in range(k)]
+        empty = [data.class_names[c] for c, members in enumerate(by_class) if members.size == 0]
+        if empty:
+            raise AuditInputError(f"gans.{name}: the {source} split has no distinct images of class(es) {empty}")
 
     def sample(n: int, seed: int) -> SampleBatch:
         if n < k:
             raise AuditInputError(f"gans.{name}: asked for {n} samples, fewer than k={k}; "
                                   "the planted support would not be realised")
         rng = np.random.default_rng(seed)
-        sources = rng.choice(candidates, k, replace=False)
-        chosen, _ = quota_resample(rng, [sources[i:i + 1] for i in range(k)], uniform, n)
+        sources = (np.array([rng.choice(m) for m in by_class]) if per_class
+                   else rng.choice(candidates, k, replace=False))
+        chosen, _ = quota_resample(rng, [sources[i:i + 1] for i in range(k)], weights, n, draw)
         images = np.empty((n, *data.images.shape[1:]), dtype=np.uint8)
         for start in range(0, n, CHUNK):
             block = np.asarray(data.images[chosen[start:start + CHUNK]], dtype=np.float64)
@@ -187,7 +275,10 @@ def make_memoriser(name: str, kind: str, options: dict, context: SamplerContext)
             images[start:start + CHUNK] = np.rint(np.clip(block, 0, 255))
         return SampleBatch(images, data.labels[chosen])
 
-    return Sampler(name, sample, truth={"support_size": k, "noise_std": noise_std, "source_split": SOURCE_SPLIT})
+    truth = {"support_size": k, "noise_std": noise_std, "draw": draw, "source_split": source}
+    if per_class:
+        truth.update(per_class=True, class_distribution=np.asarray(weights, float).tolist())
+    return Sampler(name, sample, truth=truth)
 
 
 # --- lowrank ------------------------------------------------------------------------------------
@@ -219,7 +310,8 @@ def make_lowrank(name: str, kind: str, options: dict, context: SamplerContext) -
     val or test): pixels as float64 in [0, 1], flattened to d = H*W*C, at most ``fit_images``
     images (default 2,000; evenly spaced over the pool rows when the pool is larger, so the fit
     does not depend on the sample seed). A sample is a pool image x (drawn with the real class
-    proportions, quota as in ``resample``) mapped to ``mean + V_r V_r^T (x - mean)``.
+    proportions; ``draw: quota`` by default, or ``multinomial``) mapped to
+    ``mean + V_r V_r^T (x - mean)``.
 
     The projections leave [0, 1] (e.g. below 0 on black backgrounds). ``out_of_range``:
 
@@ -233,11 +325,12 @@ def make_lowrank(name: str, kind: str, options: dict, context: SamplerContext) -
 
     Then ``rint(255 * p)`` to uint8. ``planted_labels``: the class of each source image.
     """
-    check_option_names(name, options, ("rank", "fit_images", "out_of_range"))
+    check_option_names(name, options, ("rank", "fit_images", "out_of_range", "draw"))
     data = context.data
     r = int_option(name, options, "rank", 10, minimum=1)
     fit_images = int_option(name, options, "fit_images", 2000, minimum=2)
     mode = choice_option(name, options, "out_of_range", "rescale", ("rescale", "clip"))
+    draw = choice_option(name, options, "draw", "quota", DRAWS)
     shape = data.images.shape[1:]
     d = int(np.prod(shape))
     rows = data.rows(SOURCE_SPLIT)
@@ -266,7 +359,7 @@ def make_lowrank(name: str, kind: str, options: dict, context: SamplerContext) -
     members = pool_members(name, data, probs)
 
     def sample(n: int, seed: int) -> SampleBatch:
-        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
+        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n, draw)
         images = np.empty((n, *shape), dtype=np.uint8)
         for start in range(0, n, CHUNK):
             p = project(data.images[chosen[start:start + CHUNK]])
@@ -276,7 +369,7 @@ def make_lowrank(name: str, kind: str, options: dict, context: SamplerContext) -
 
     return Sampler(name, sample, truth={"rank": r, "source_split": SOURCE_SPLIT, "pca_split": SOURCE_SPLIT,
                                         "pca_images": int(fit_rows.size), "out_of_range": mode,
-                                        "value_range": [lo, hi]})
+                                        "value_range": [lo, hi], "draw": draw})
 
 
 # --- dropmodes ----------------------------------------------------------------------------------
@@ -286,9 +379,11 @@ def make_dropmodes(name: str, kind: str, options: dict, context: SamplerContext)
 
     ``keep_classes: [i, ..]`` (class indices) or ``n_classes_kept: m`` (classes 0..m-1), not
     both. The planted distribution is the real class proportions restricted to the kept classes
-    and renormalised; it is realised exactly (quota, as in ``resample``).
+    and renormalised; each sample's class is drawn from it independently (``draw: multinomial``,
+    the default, as in ``resample``) or its counts are realised exactly (``draw: quota``).
     """
-    check_option_names(name, options, ("keep_classes", "n_classes_kept"))
+    check_option_names(name, options, ("keep_classes", "n_classes_kept", "draw"))
+    draw = choice_option(name, options, "draw", "multinomial", DRAWS)
     data = context.data
     n_classes = data.n_classes
     if ("keep_classes" in options) == ("n_classes_kept" in options):
@@ -311,11 +406,11 @@ def make_dropmodes(name: str, kind: str, options: dict, context: SamplerContext)
     members = pool_members(name, data, probs)
 
     def sample(n: int, seed: int) -> SampleBatch:
-        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n)
+        chosen, labels = quota_resample(np.random.default_rng(seed), members, probs, n, draw)
         return SampleBatch(np.asarray(data.images[chosen]), labels)
 
     return Sampler(name, sample, truth={"class_distribution": probs.tolist(), "kept_classes": kept,
-                                        "source_split": SOURCE_SPLIT})
+                                        "draw": draw, "source_split": SOURCE_SPLIT})
 
 
 # --- blank --------------------------------------------------------------------------------------
@@ -324,26 +419,29 @@ def make_blank(name: str, kind: str, options: dict, context: SamplerContext) -> 
     """The planted failure: a set fraction of blank images among real pool images.
 
     Of n samples exactly ``quota_counts([f, 1 - f], n)[0]`` (f * n to the nearest image) are
-    blank, the rest are pool images with the real class proportions (quota). ``blank_kind``:
+    blank, the rest are pool images with the real class proportions (quota); with ``draw:
+    multinomial`` each sample is blank with probability f and its class drawn independently
+    (default ``quota``). ``blank_kind``:
     ``noise`` (every pixel and channel uniform in 0..255, independently) or ``constant``
     (every pixel ``blank_level``, default 128). Blanks and real images are shuffled together;
     ``planted_labels`` is -1 for a blank and the class for a real image.
     """
-    check_option_names(name, options, ("blank_fraction", "blank_kind", "blank_level"))
+    check_option_names(name, options, ("blank_fraction", "blank_kind", "blank_level", "draw"))
     data = context.data
     fraction = number_option(name, options, "blank_fraction", 0.2, minimum=0, maximum=1)
     blank_kind = choice_option(name, options, "blank_kind", "noise", ("noise", "constant"))
     if blank_kind == "noise" and "blank_level" in options:
         raise AuditInputError(f"gans.{name}.blank_level: only applies to blank_kind: constant")
     level = int_option(name, options, "blank_level", 128, minimum=0, maximum=255)
+    draw = choice_option(name, options, "draw", "quota", DRAWS)
     probs = data.class_distribution()
     members = pool_members(name, data, probs)
     shape = data.images.shape[1:]
 
     def sample(n: int, seed: int) -> SampleBatch:
         rng = np.random.default_rng(seed)
-        n_blank = int(quota_counts(np.array([fraction, 1.0 - fraction]), n)[0])
-        chosen, labels = quota_resample(rng, members, probs, n - n_blank)
+        n_blank = int(draw_counts(rng, np.array([fraction, 1.0 - fraction]), n, draw)[0])
+        chosen, labels = quota_resample(rng, members, probs, n - n_blank, draw)
         if blank_kind == "noise":
             blanks = rng.integers(0, 256, size=(n_blank, *shape), dtype=np.uint8)
         else:
@@ -353,7 +451,7 @@ def make_blank(name: str, kind: str, options: dict, context: SamplerContext) -> 
         order = rng.permutation(n)
         return SampleBatch(images[order], labels[order])
 
-    truth = {"blank_fraction": fraction, "blank_kind": blank_kind, "source_split": SOURCE_SPLIT}
+    truth = {"blank_fraction": fraction, "blank_kind": blank_kind, "draw": draw, "source_split": SOURCE_SPLIT}
     if blank_kind == "constant":
         truth["blank_level"] = level
     return Sampler(name, sample, truth=truth)
