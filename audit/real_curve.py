@@ -2,16 +2,20 @@
 
     python -m audit.real_curve --data results/digits/data \
         --out-csv results/digits/diversity/real_curve.csv --out-json results/digits/diversity/real_curve.json \
-        --grid 20 50 100 200 500 1000 --seeds 3 --arch smallcnn --steps 300 --batch-size 32 --lr 0.002 \
-        --no-flip --shift 1 --seed 0 --threads 1 --device auto
+        --grid 20 50 100 200 500 1000 --seeds 5 --arch smallcnn --steps 300 --batch-size 32 --lr 0.002 \
+        --no-flip --shift 1 --holdout 0 --seed 0 --threads 1 --device auto
 
 Once per dataset (Santurkar, Schmidt & Madry 2017). For every n of a log grid (sizes at or
 above the real ``train`` split become the full split), every seed (``seed``, ``seed + 1``, ...)
 and both classifier kinds (linear, deep; see :class:`audit.models.fitting.Recipe`): a
-class-stratified subset of n ``train`` images, model selection on the ``val`` split, accuracy
-on the ``test`` split. The CSV (one row per classifier) also carries the training recipe,
-which the ``diversity`` stage (:mod:`audit.diversity`) reuses unchanged; the JSON summarises the
-curve of each kind (mean, min, max and isotonic fit of the test accuracy per n).
+class-stratified subset of n ``train`` images, model selection by the recipe's rule on the
+subset itself (``--holdout``; 0: none), accuracy on the ``test`` split. No other real split is
+read: the GAN-trained classifiers of the ``diversity`` stage (:mod:`audit.diversity`) follow
+the same rule on their own samples. The CSV (one row per classifier) carries the training
+recipe, which the ``diversity`` stage reuses unchanged, and each classifier's predictions on
+every test image (:func:`audit.models.fitting.encode_predictions`), which its joint bootstrap
+reads; the JSON summarises the curve of each kind (mean, min, max and isotonic fit of the test
+accuracy per n). Wall-clock times go to the log only.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from audit.data.store import PreparedDataset
 from audit.data.subsets import parse_sizes, stratified_subset
 from audit.io import AuditInputError, save_json, save_table
 from audit.metrics.diversity import isotonic_increasing
-from audit.models.fitting import KINDS, Recipe, curve_columns, train_many
+from audit.models.fitting import (KINDS, PREDICTIONS_COLUMN, Recipe, curve_columns, encode_predictions, log_line,
+                                  result_rows, test_split_digest, train_many)
 from audit.runtime import run_seed
 
 
@@ -41,14 +46,17 @@ def real_grid(requested: list[int], n_train: int, n_classes: int) -> list[int]:
 
 
 def real_curve(data: PreparedDataset, grid: list[int], seeds: list[int], recipe: Recipe,
-               kinds=KINDS, log=print, workers: int = 1) -> pd.DataFrame:
-    """One row per (kind, n, seed): classifiers trained on n real ``train`` images.
+               kinds=KINDS, log=print, workers: int = 1, test_rows: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per (kind, n, seed): classifiers trained on n real ``train`` images, each with
+    its predictions on the test split (column :data:`audit.models.fitting.PREDICTIONS_COLUMN`).
 
-    The train split stays on disk (memmap); each classifier reads only its n images.
+    The train split stays on disk (memmap); each classifier reads only its n images. The
+    predictions are on the ``test`` split, or on the images of ``test_rows`` when given (the
+    coverage study of benchmarks/calibration_n_equiv.py scores a larger held-out set).
     """
     train_rows = data.rows("train")
-    val_x, val_y = data.subset("val")
-    test_x, test_y = data.subset("test")
+    test_rows = data.rows("test") if test_rows is None else np.asarray(test_rows)
+    test_x, test_y = np.asarray(data.images[test_rows]), np.asarray(data.labels[test_rows])
     tasks, keys = [], []
     for seed in seeds:
         for n in grid:
@@ -57,16 +65,15 @@ def real_curve(data: PreparedDataset, grid: list[int], seeds: list[int], recipe:
                 tasks.append((kind, idx, run_seed(seed, n, k)))
                 keys.append({"n": int(n), "seed": int(seed)})
 
-    def each(task, row):
-        log(f"real n={row['n_train']:>6} {task[0]:>6}: train {row['train_accuracy']:.4f} "
-            f"test {row['test_accuracy']:.4f} ({row['selected']}, {row['seconds']:.1f}s)")
-
-    rows = train_many(tasks, data.images, data.labels, val_x, val_y, test_x, test_y, data.n_classes, recipe,
-                      workers, each)
-    table = pd.DataFrame([{**row, **key} for row, key in zip(rows, keys)])
-    for column, value in curve_columns(data.images.shape[1:], data.n_classes, recipe).items():
+    rows = train_many(tasks, data.images, data.labels, test_x, test_y, data.n_classes, recipe, workers,
+                      lambda task, row: log(log_line(f"real n={row['n_train']:>6}", row)))
+    rows, predictions = result_rows(rows, keys)
+    table = pd.DataFrame(rows)
+    digest = test_split_digest(test_rows, test_y)
+    for column, value in curve_columns(data.images.shape[1:], data.n_classes, recipe, digest).items():
         table[column] = value
-    first = ["kind", "n", "seed", "train_accuracy", "val_accuracy", "test_accuracy", "selected", "method", "seconds"]
+    table[PREDICTIONS_COLUMN] = [encode_predictions(p) for p in predictions]
+    first = ["kind", "n", "seed", "train_accuracy", "val_accuracy", "test_accuracy", "selected", "method"]
     return table[first + [c for c in table.columns if c not in first]]
 
 
@@ -85,7 +92,6 @@ def curve_summary(table: pd.DataFrame) -> dict:
             "test_accuracy_isotonic": isotonic_increasing(mean).tolist(),
             "train_accuracy_mean": by_n["train_accuracy"].mean().reindex(grid).tolist(),
             "full_train_test_accuracy": float(mean[-1]),
-            "seconds_total": float(part["seconds"].sum()),
         }
     return out
 
@@ -110,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, required=True,
                         help="random horizontal flips of the deep classifier's images (or --no-flip)")
     parser.add_argument("--shift", type=int, required=True, help="random shifts of up to this many pixels")
+    parser.add_argument("--holdout", type=float, required=True,
+                        help="share of each classifier's own training set held out for model selection "
+                             "(diversity.holdout; 0: none)")
     args = parser.parse_args(argv)
     _at_least("--seeds", args.seeds, 1)
     _at_least("--steps", args.steps, 1)
@@ -117,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     _at_least("--shift", args.shift, 0)
     if not args.lr > 0:
         raise AuditInputError(f"--lr: must be > 0, got {args.lr}")
+    if not 0 <= args.holdout < 1:
+        raise AuditInputError(f"--holdout: must be in [0, 1), got {args.holdout}")
     started = time.perf_counter()
     from audit.models.classifier import choose_architecture
     from audit.runtime import configure_workers, resolve_device
@@ -124,12 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     workers = configure_workers(args.threads, args.seed)
     data = PreparedDataset.open(args.data)
     n_train = int(data.rows("train").size)
-    if min(data.rows("val").size, data.rows("test").size) == 0:
-        raise AuditInputError(f"{args.data}: the val and test splits must both hold images")
+    if data.rows("test").size == 0:
+        raise AuditInputError(f"{args.data}: the test split holds no images")
     grid = real_grid(parse_sizes(args.grid, "--grid"), n_train, data.n_classes)
     recipe = Recipe(arch=choose_architecture(args.arch, data.images.shape[1:]), steps=args.steps,
                     batch_size=args.batch_size, lr=args.lr, flip=args.flip, shift=args.shift,
-                    device=resolve_device(args.device))
+                    holdout=args.holdout, device=resolve_device(args.device))
     seeds = [args.seed + i for i in range(args.seeds)]
     table = real_curve(data, grid, seeds, recipe, workers=workers)
     summary = {
@@ -137,22 +148,19 @@ def main(argv: list[str] | None = None) -> None:
         "image_shape": list(data.images.shape[1:]),
         "n_classes": data.n_classes,
         "n_train_split": n_train,
-        "n_val": int(data.rows("val").size),
         "n_test": int(data.rows("test").size),
         "grid": grid,
         "seeds": seeds,
         "recipe": recipe.public(),
-        "model_selection": "val split (real-data classifiers)",
-        "workers": workers,
+        "model_selection": recipe.selection_text(),
         "curves": curve_summary(table),
-        "seconds": time.perf_counter() - started,
     }
     save_table(args.out_csv, table)
     save_json(args.out_json, summary)
     for kind, curve in summary["curves"].items():
         pairs = ", ".join(f"{n}: {a:.3f}" for n, a in zip(curve["n"], curve["test_accuracy_mean"]))
         print(f"real curve {kind}: {pairs}")
-    print(f"real curve: {summary['seconds']:.1f}s")
+    print(f"real curve: {len(table)} classifiers, {workers} worker(s), {time.perf_counter() - started:.1f}s")
 
 
 if __name__ == "__main__":

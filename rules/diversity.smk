@@ -24,6 +24,8 @@ rule real_curve:
         # augmentation is a property of the images: the annotator's setting
         flip="--flip" if CLASSIFIER_FLIP else "--no-flip",
         shift=config["annotator"]["shift"],
+        # model selection: the same rule for the GAN-trained classifiers (the recipe travels in the CSV)
+        holdout=config["diversity"]["holdout"],
         seed=config["seed"],
         device=config["device"],
     threads: HEAVY_THREADS
@@ -35,7 +37,7 @@ rule real_curve:
         "python -m audit.real_curve --data {params.data} --out-csv {output.table} --out-json {output.summary} "
         "--grid {params.grid} --seeds {params.seeds} --arch {params.arch} --steps {params.steps} "
         "--batch-size {params.batch_size} --lr {params.lr} {params.flip} --shift {params.shift} "
-        "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "--holdout {params.holdout} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule diversity:
@@ -55,8 +57,9 @@ rule diversity:
         data=lambda w, input: prepared_dir(input.data),
         threshold=config["label"]["confidence_threshold"],
         gan_grid=" ".join(str(n) for n in config["diversity"]["gan_grid"]),
-        holdout=config["diversity"]["holdout"],
         bootstrap=config["diversity"]["bootstrap"],
+        alpha=config["diversity"]["alpha"],
+        holdout=config["diversity"]["holdout"],  # for the caption: the model-selection rule of the real curve's recipe
         seeds=config["diversity"]["seeds"],  # for the caption: the GAN stage reuses the real curve's seeds
         seed=config["seed"],
         device=config["device"],
@@ -68,6 +71,6 @@ rule diversity:
     shell:
         "python -m audit.diversity --name {params.name} --data {params.data} --samples {input.samples} "
         "--truth {input.truth} --labels {input.labels} --real-curve {input.real} --threshold {params.threshold} "
-        "--gan-grid {params.gan_grid} --holdout {params.holdout} --bootstrap {params.bootstrap} "
+        "--gan-grid {params.gan_grid} --bootstrap {params.bootstrap} --alpha {params.alpha} "
         "--seed {params.seed} --device {params.device} --threads {threads} --out-json {output.json} "
         "--out-csv {output.table} --out-png {output.plot} > {log} 2>&1"

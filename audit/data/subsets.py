@@ -42,8 +42,9 @@ def holdout_split(labels: np.ndarray, fraction: float, max_holdout: int, seed: i
 
     Each class gives ``floor(fraction * m_k)`` of its m_k items to validation (a class of fewer
     than 1 / fraction items keeps them all for training); the whole holdout is then capped at
-    ``max_holdout`` (quota over classes). Used for GAN samples, whose validation must come from
-    the GAN itself.
+    ``max_holdout`` (quota over classes). Used for the model-selection holdout a classifier
+    carves from its own training set, real or GAN samples alike (``Recipe.holdout`` of
+    :mod:`audit.models.fitting`).
     """
     labels = np.asarray(labels)
     if labels.size == 0:

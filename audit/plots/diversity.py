@@ -24,8 +24,10 @@ def _log_ticks(ax, values) -> None:
 
 def plot_diversity(real_table: pd.DataFrame, result: dict, path, title: str) -> None:
     """Left: real test accuracy vs n real training images (mean, min-max band over seeds; log x)
-    with the GAN-trained accuracy (CAS) of each kind as a horizontal line and n_equiv marked.
-    Right: GAN-trained accuracy vs N GAN samples (saturation), the real full-train accuracy dotted.
+    with the GAN-trained accuracy (CAS) of each kind as a horizontal line, n_equiv marked, and
+    the flat top where n_equiv is censored shaded. Right: GAN-trained accuracy vs N GAN samples
+    (saturation), the real full-train accuracy dotted. A kind whose CAS is undefined (fewer
+    than 2 classes of confident samples) shows its reason instead.
 
     ``real_table``: the real-curve rows (kind, n, test_accuracy); ``result``: the JSON summary
     of :func:`audit.diversity.audit_gan` (``scores``, ``saturation``)."""
@@ -39,7 +41,13 @@ def plot_diversity(real_table: pd.DataFrame, result: dict, path, title: str) -> 
         score = result["scores"].get(kind)
         if score is None:
             continue
+        if score["classification_accuracy_score"] is None:
+            left.plot([], [], " ", label=f"GAN-trained {kind}: undefined ({score['undefined'].split(':')[0]})")
+            continue
         eq = score["n_equiv"]
+        flat_from = score["n_equiv_details"]["resolved_to"]
+        if flat_from < n[-1]:
+            left.axvspan(flat_from, n[-1], color=colour, alpha=0.06, lw=0)
         label = (f"GAN-trained {kind}: CAS {score['classification_accuracy_score']:.3f}, "
                  f"n_equiv {eq['text']} {interval_text(score)}")
         left.axhline(score["classification_accuracy_score"], color=colour, ls="--", lw=1.2, label=label)
@@ -58,6 +66,7 @@ def plot_diversity(real_table: pd.DataFrame, result: dict, path, title: str) -> 
         _log_ticks(right, sorted({n for sat in result["saturation"].values() for n in sat["N"]}))
     right.set_xlabel("N GAN training samples (log)")
     right.set_title("saturation in N (first seed)")
-    right.legend(fontsize=7, loc="best")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
