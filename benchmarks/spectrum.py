@@ -7,9 +7,11 @@
    isotropic noise around mid-grey, rounded to uint8) chunk by chunk into a temporary ``.npy``
    memmap, so the data never sits in RAM as floats.
 2. In a fresh child process (so peak RSS is its own): ``audit.metrics.covariance.streaming_covariance``
-   on the memmap, then ``eigenspectrum`` (eigenvalues). With ``--with-vectors`` a second child
-   also times ``top_eigenvectors`` for the n99 leading directions, which the summary's variance
-   ratio needs.
+   on the memmap, then ``eigenspectrum`` (eigenvalues). With ``--with-split`` a second child
+   times what the spectrum test adds: ``centred_gram`` of ``--split-n`` rows (the
+   stage's ``spectrum.test_samples``), the cross-fitted split, ``projected_covariance`` of all N
+   rows (standing in for the GAN) along its m directions, and ``--null-draws`` null draws (the
+   last ``--split-n`` rows standing in for the null split).
 3. In another child: the plain numpy baseline ``np.cov(X / 255, rowvar=False)`` +
    ``np.linalg.eigvalsh`` on the first ``--baseline-n`` rows (float64 X and its centred copy must
    fit in RAM: 2 x 50,000 x 12,288 x 8 B = 9.8 GB would not). Its covariance time is
@@ -60,7 +62,6 @@ def make_data(path: Path, n: int, d: int, rank: int, seed: int, chunk: int = 200
 
 def child_ours(args) -> dict:
     from audit.metrics import covariance as cv
-    from audit.metrics import spectrum as sp
     from audit.runtime import configure_torch
 
     configure_torch(args.threads)
@@ -71,12 +72,31 @@ def child_ours(args) -> dict:
     eigs = cv.eigenspectrum(cov)
     t2 = time.perf_counter()
     np.save(args.eigs_out, eigs)
-    result = {"covariance_s": t1 - t0, "eig_s": t2 - t1, "total_s": t2 - t0, "peak_rss_gib": peak_rss_gib()}
-    if args.child == "ours-vectors":  # what spectrum_summary adds: vectors of the n99 directions
-        m = sp.components_for_variance(eigs, 0.99)
-        cv.top_eigenvectors(cov, m, overwrite=True)
-        result.update(vectors=m, vectors_s=time.perf_counter() - t2, peak_rss_gib=peak_rss_gib())
-    return result
+    return {"covariance_s": t1 - t0, "eig_s": t2 - t1, "total_s": t2 - t0, "peak_rss_gib": peak_rss_gib()}
+
+
+def child_split(args) -> dict:
+    """The spectrum test's own cost: Gram matrix, split, the N rows along m directions, null draws."""
+    from audit.metrics import covariance as cv
+    from audit.metrics import spectrum as sp
+    from audit.runtime import configure_torch
+
+    configure_torch(args.threads)
+    images = np.load(args.path, mmap_mode="r")
+    n_t = min(args.split_n, images.shape[0] // 2)
+    t0 = time.perf_counter()
+    gram, mean = cv.centred_gram(images[:n_t], chunk_size=args.chunk_size)
+    n_a = n_t - n_t // 2
+    split = sp.fit_split(gram[:n_a, :n_a], gram[n_a:, :n_a])
+    t1 = time.perf_counter()
+    directions = cv.combine_rows(images[:n_a], split.coef, mean, args.chunk_size)
+    cv.projected_covariance(images, directions, args.chunk_size)
+    t2 = time.perf_counter()
+    cross = cv.cross_products(images[-n_t:], images[:n_t], mean, args.chunk_size)
+    sp.null_statistics(gram, cross, n_a, n_t // 2, args.null_draws, np.random.default_rng(0))
+    t3 = time.perf_counter()
+    return {"split_rows": n_t, "m": split.m, "split_s": t1 - t0, "project_all_s": t2 - t1,
+            "null_s": t3 - t2, "peak_rss_gib": peak_rss_gib()}
 
 
 def child_baseline(args) -> dict:
@@ -97,7 +117,8 @@ def child_baseline(args) -> dict:
 def run_child(kind: str, args, eigs_out: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--path", str(args.path), "--eigs-out", str(eigs_out),
            "--threads", str(args.threads), "--chunk-size", str(args.chunk_size),
-           "--baseline-n", str(args.baseline_n)]  # fmt: skip
+           "--baseline-n", str(args.baseline_n), "--split-n", str(args.split_n),
+           "--null-draws", str(args.null_draws)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}  # fmt: skip
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
@@ -113,7 +134,9 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--with-vectors", action="store_true", help="also time eigh with eigenvectors")
+    parser.add_argument("--with-split", action="store_true", help="also time the spectrum test's own steps")
+    parser.add_argument("--split-n", type=int, default=1000, help="real rows of the test (spectrum.test_samples)")
+    parser.add_argument("--null-draws", type=int, default=200, help="null draws (spectrum.null_draws)")
     parser.add_argument("--tmpdir", default=None, help="where the temporary .npy goes")
     parser.add_argument("--out", default=None, help="also write the report as JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -122,7 +145,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.child:
-        result = child_baseline(args) if args.child == "baseline" else child_ours(args)
+        child = {"baseline": child_baseline, "ours": child_ours, "ours-split": child_split}[args.child]
+        result = child(args)
         print(json.dumps(result))
         return
 
@@ -139,11 +163,13 @@ def main(argv=None) -> None:
         ours = run_child("ours", args, tmp / "ours.npy")
         print(f"ours: covariance {ours['covariance_s']:.1f} s + eigvalsh {ours['eig_s']:.1f} s = "
               f"{ours['total_s']:.1f} s, peak RSS {ours['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
-        vectors = None
-        if args.with_vectors:
-            vectors = run_child("ours-vectors", args, tmp / "ours_v.npy")
-            print(f"ours + top {vectors['vectors']} eigenvectors (n99): +{vectors['vectors_s']:.1f} s "
-                  f"after eigvalsh, peak RSS {vectors['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
+        split = None
+        if args.with_split:
+            split = run_child("ours-split", args, tmp / "unused.npy")
+            print(f"spectrum test: Gram matrix + split of {split['split_rows']} rows (m = {split['m']}) "
+                  f"{split['split_s']:.1f} s, all {args.n} rows along m directions {split['project_all_s']:.1f} s, "
+                  f"{args.null_draws} null draws {split['null_s']:.1f} s, peak RSS {split['peak_rss_gib']:.2f} GiB",
+                  flush=True)  # fmt: skip
 
         base = run_child("baseline", args, tmp / "base.npy")
         scale = args.n / args.baseline_n
@@ -161,7 +187,7 @@ def main(argv=None) -> None:
 
         report = {
             "n": args.n, "d": args.d, "rank": args.rank, "threads": args.threads,
-            "chunk_size": args.chunk_size, "generate_s": gen_s, "ours": ours, "ours_with_vectors": vectors,
+            "chunk_size": args.chunk_size, "generate_s": gen_s, "ours": ours, "split_test": split,
             "baseline": {**base, "rows": args.baseline_n, "covariance_s_extrapolated": base_cov_s,
                          "total_s": base_total, "extrapolated": extrapolated, "note": note},
             "speedup": ratio,

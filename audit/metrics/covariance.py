@@ -19,16 +19,16 @@ b column blocks (58% at d = 12,288 with 2,048-column blocks).
 Float input uses float64 matmuls on data shifted by the first chunk's mean (shifted sums).
 
 Exact spectra take the cheaper of two routes (:func:`exact_spectrum`): for N <= d the N x N
-Gram matrix (:func:`gram_spectrum`: same nonzero eigenvalues, eigenvectors mapped back through
-the data), for N > d the d x d streamed covariance. The 800 real test patches of 64x64 scenes are
-then an 800 x 800 problem.
+Gram matrix (:func:`gram_spectrum`, same nonzero eigenvalues), for N > d the d x d streamed
+covariance. The 800 real test patches of 64x64 scenes are then an 800 x 800 problem.
+:func:`centred_gram`, :func:`cross_products` and :func:`combine_rows` give the inner products
+that the cross-fitted splits of :mod:`audit.metrics.spectrum` and their null draws work on (so
+they never go back to the d pixels), and the split's directions in pixels;
+:func:`projected_covariance` streams V^T C V for a GAN set.
 
 Memory, d = 12,288 (64x64x3), N = 50,000: the float64 covariance is 1.2 GB and eigvalsh copies
-it once more (2.4 GB of matrices; ~3.5 GiB process RSS with torch and the memmap pages). The
-variance ratio needs eigenvectors only for the significant real directions; they come from
-:func:`top_eigenvectors` overwriting the covariance (at most 3 d^2 doubles = 3.6 GB of
-matrices, ~4.5 GiB RSS), so the whole summary stays well inside 8 GiB (d^2 scaling of RSS
-measured at d = 3,072 by ``benchmarks/spectrum.py``). Above ``MAX_FULL_D``
+it once more (2.4 GB of matrices; ~3.5 GiB process RSS with torch and the memmap pages; d^2
+scaling of RSS measured at d = 3,072 by ``benchmarks/spectrum.py``). Above ``MAX_FULL_D``
 :func:`audit.metrics.spectrum.analyse_spectra` switches to :func:`top_eigenspectrum`
 (randomized subspace iteration on the streamed covariance, O(d k) memory) and reports the k it
 used.
@@ -49,6 +49,18 @@ MAX_FULL_D = 12_288
 CHUNK_SIZE = 1024
 #: Rows per exact float32 Gram block for uint8 input: 1024 * 128^2 = 2^24.
 _EXACT_ROWS = 1024
+#: Variance ([0, 1]^2 units) below which an eigenvalue is round-off: centring pixels of order 1
+#: leaves ~1e-32 per pixel, while one grey level in 10^5 images is ~1e-10.
+ZERO_VARIANCE = 1e-20
+
+
+def rank_of(values, rtol: float = 1e-10) -> int:
+    """Number of eigenvalues (descending) above both ``rtol`` times the largest and
+    :data:`ZERO_VARIANCE`: the rank, ignoring round-off (a constant set has rank 0)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 0
+    return int(np.count_nonzero(values > max(rtol * float(values[0]), ZERO_VARIANCE)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,8 +84,9 @@ def iter_chunks(images, chunk_size: int) -> Iterator[np.ndarray]:
 
 
 def _to_unit(chunk: np.ndarray, torch, device: str, dtype):
-    """(c, d) chunk -> torch tensor in [0, 1] units (uint8 / 255; float as is)."""
-    t = torch.from_numpy(chunk).to(device=device, dtype=dtype)
+    """(c, d) chunk -> a new torch tensor in [0, 1] units (uint8 / 255; float as is). Always a
+    copy: callers centre it in place, and a float64 chunk may be a view of the caller's array."""
+    t = torch.from_numpy(chunk).to(device=device, dtype=dtype, copy=True)
     if chunk.dtype == np.uint8:
         t.mul_(1.0 / 255.0)
     return t
@@ -228,47 +241,6 @@ def eigenspectrum(cov: np.ndarray, return_vectors: bool = False):
     return values.numpy()[::-1].copy(), vectors.numpy()[:, ::-1]
 
 
-def top_eigenvectors(cov: np.ndarray, m: int, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` largest eigenpairs of a symmetric (d, d) matrix: values (m,) descending and
-    vectors (d, m) as columns in the same order.
-
-    m <= d / 4: LAPACK syevr (MRRR) on the index subset, one tridiagonalisation plus the m
-    vectors, O(d m) extra memory (3.6 s for m = 100 and 4.9 s for m = 500 at d = 3,072 on one
-    thread, vs 12.7 s for a full ``torch.linalg.eigh``). Larger m: syevd (divide and conquer)
-    for all vectors, which is faster when many vectors sit in the clustered noise bulk (syevr:
-    16.8 s for m = 1,537; syevd: 10.9 s), 2 d^2 extra workspace. With ``overwrite`` the input is
-    destroyed (saves a d x d copy). BLAS threads follow ``torch.get_num_threads()``.
-    """
-    import contextlib
-
-    import scipy.linalg
-    import torch
-
-    cov = np.asarray(cov, dtype=np.float64)
-    d = cov.shape[0]
-    m = int(min(max(m, 0), d))
-    if m == 0:
-        return np.zeros(0), np.zeros((d, 0))
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(torch.get_num_threads())
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        limits = contextlib.nullcontext()
-    # symmetric: the transpose is the same matrix, and its Fortran order lets LAPACK work in place
-    a = cov.T if cov.flags.c_contiguous else cov
-    subset = m <= d // 4
-    with limits:
-        values, vectors = scipy.linalg.eigh(
-            a,
-            driver="evr" if subset else "evd",
-            subset_by_index=[d - m, d - 1] if subset else None,
-            overwrite_a=overwrite,
-            check_finite=False,
-        )
-    return values[::-1][:m].copy(), np.ascontiguousarray(vectors[:, ::-1][:, :m])
-
-
 def _centred_rows(images, mean, start: int, stop: int, torch, device):
     """Rows start:stop of ``images`` as a centred float64 (c, d) tensor in [0, 1] units."""
     n, d = flat_shape(images)
@@ -276,79 +248,106 @@ def _centred_rows(images, mean, start: int, stop: int, torch, device):
     return _to_unit(chunk, torch, device, torch.float64).sub_(mean)
 
 
-def gram_spectrum(images, n_vectors=0, chunk_size: int = CHUNK_SIZE, device: str = "cpu"):
-    """Covariance eigenvalues of ``images`` (N, ...) from the N x N centred Gram matrix.
+def _row_blocks(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    size = max(1, int(chunk_size))
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
 
-    For N <= d the covariance C = X_c^T X_c / (N - 1) (d x d) and the Gram matrix
-    G = X_c X_c^T / (N - 1) (N x N) share their nonzero eigenvalues, and an eigenvector u of G
-    gives the unit eigenvector v = X_c^T u / sqrt((N - 1) lambda) of C. With N = 800 real
-    images of 64 x 64 x 3 pixels this is an 800 x 800 problem instead of 12,288 x 12,288.
-    Returns eigenvalues (d,) descending, padded with the d - N exact zeros (the centred data
-    span at most N - 1 directions), the total variance (trace), and with ``n_vectors`` > 0
-    the (d, n_vectors) leading eigenvectors of C (columns; only for positive eigenvalues);
-    ``n_vectors`` may be a callable ``(eigenvalues, total) -> m``, decided once the values are known.
-    Blocks of ``chunk_size`` rows are centred in float64; the Gram matrix costs
-    (N / chunk_size)^2 / 2 chunk reads and N^2 d flops.
-    """
+
+def _products(images, others, mean, chunk_size, torch, device):
+    """(N, M) torch float64 inner products (x_i - mean) . (y_j - mean); ``others`` None: the
+    symmetric N x N Gram matrix of ``images`` (upper block triangle multiplied, then mirrored)."""
+    n, _ = flat_shape(images)
+    rows = _row_blocks(n, chunk_size)
+    cols = rows if others is None else _row_blocks(flat_shape(others)[0], chunk_size)
+    G = torch.zeros((n, cols[-1][1]), dtype=torch.float64, device=device)
+    for i, (a, a1) in enumerate(rows):
+        Xa = _centred_rows(images, mean, a, a1, torch, device)
+        for b, b1 in cols[i:] if others is None else cols:
+            Yb = Xa if others is None and b == a else _centred_rows(images if others is None else others, mean, b, b1,
+                                                                    torch, device)
+            G[a:a1, b:b1] = Xa @ Yb.T
+            if others is None and b != a:
+                G[b:b1, a:a1] = G[a:a1, b:b1].T
+    return G
+
+
+def centred_gram(images, chunk_size: int = CHUNK_SIZE, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(K, mean): K (N, N) float64 the inner products of the images about their mean
+    (X_c X_c^T, not normalised; cost N^2 d), mean (d,) in [0, 1]. Every covariance of a subset
+    of the rows, along any direction their span holds, follows from K alone."""
     import torch
 
-    n, d = flat_shape(images)
+    n, _ = flat_shape(images)
     if n < 2:
         raise AuditInputError(f"covariance needs at least 2 samples, got {n}")
     mean, _ = _mean_and_trace(images, chunk_size, torch, device)
-    starts = list(range(0, n, max(1, int(chunk_size))))
-    G = torch.zeros((n, n), dtype=torch.float64, device=device)
-    for i, a in enumerate(starts):
-        a1 = min(a + chunk_size, n)
-        Xa = _centred_rows(images, mean, a, a1, torch, device)
-        for b in starts[i:]:
-            b1 = min(b + chunk_size, n)
-            Xb = Xa if b == a else _centred_rows(images, mean, b, b1, torch, device)
-            block = Xa @ Xb.T
-            G[a:a1, b:b1] = block
-            if b != a:
-                G[b:b1, a:a1] = block.T
-    G /= n - 1
-    total = float(torch.trace(G))
-    values, U = torch.linalg.eigh(G)
-    values, U = values.flip(0), U.flip(1)
-    eigs = np.zeros(d)
-    m = min(n, d)
-    eigs[:m] = values[:m].cpu().numpy()
-    if callable(n_vectors):
-        n_vectors = n_vectors(eigs, total)
-    n_vectors = int(min(max(n_vectors, 0), m))
-    if n_vectors == 0:
-        return eigs, total, None
-    if float(values[n_vectors - 1]) <= 0:
-        raise AuditInputError(f"asked for {n_vectors} eigenvectors but the data span fewer directions")
-    # v_j = X_c^T u_j / sqrt((N - 1) lambda_j), accumulated over row chunks
-    W = U[:, :n_vectors] / torch.sqrt((n - 1) * values[:n_vectors])
-    V = torch.zeros((d, n_vectors), dtype=torch.float64, device=device)
-    for a in starts:
-        a1 = min(a + chunk_size, n)
+    return _products(images, None, mean, chunk_size, torch, device).cpu().numpy(), mean.cpu().numpy()
+
+
+def cross_products(images, others, mean, chunk_size: int = CHUNK_SIZE, device: str = "cpu") -> np.ndarray:
+    """(N, M) float64 inner products (x_i - mean) . (y_j - mean) of ``images`` (N, ...) with
+    ``others`` (M, ...), about a given (d,) ``mean`` in [0, 1]; cost N M d."""
+    import torch
+
+    if flat_shape(images)[1] != flat_shape(others)[1]:
+        raise AuditInputError(f"images have {flat_shape(images)[1]} pixels but the others {flat_shape(others)[1]}")
+    mean = torch.as_tensor(np.asarray(mean, dtype=np.float64), device=device)
+    return _products(images, others, mean, chunk_size, torch, device).cpu().numpy()
+
+
+def combine_rows(images, coef: np.ndarray, mean, chunk_size: int = CHUNK_SIZE, device: str = "cpu") -> np.ndarray:
+    """(d, k) float64 sum_i (x_i - mean) coef[i] for ``images`` (N, ...) and ``coef`` (N, k):
+    directions spanned by the centred rows, in pixels (an eigenvector u of the Gram matrix gives
+    the unit covariance eigenvector X_c^T u / sqrt((N - 1) lambda)); cost N d k."""
+    import torch
+
+    n, d = flat_shape(images)
+    W = torch.from_numpy(np.array(coef, dtype=np.float64, order="C")).to(device)
+    mean = torch.as_tensor(np.asarray(mean, dtype=np.float64), device=device)
+    V = torch.zeros((d, W.shape[1]), dtype=torch.float64, device=device)
+    for a, a1 in _row_blocks(n, chunk_size):
         V += _centred_rows(images, mean, a, a1, torch, device).T @ W[a:a1]
-    return eigs, total, V.cpu().numpy()
+    return V.cpu().numpy()
 
 
-def exact_spectrum(images, n_vectors=None, chunk_size: int = CHUNK_SIZE, device: str = "cpu"):
-    """Full covariance spectrum of ``images`` (N, ...), by the cheaper of two exact routes.
+def gram_spectrum(images, chunk_size: int = CHUNK_SIZE, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """Covariance eigenvalues of ``images`` (N, ...) from the N x N centred Gram matrix.
 
-    N <= d: :func:`gram_spectrum` (N x N problem). N > d: :func:`streaming_covariance` then
-    :func:`eigenspectrum` and, for the vectors, :func:`top_eigenvectors` (d x d problem).
-    ``n_vectors`` is None (values only) or a callable ``(eigenvalues, total) -> m`` deciding
-    how many leading eigenvectors to return once the values are known.
-    Returns ``(eigenvalues (d,) descending, total variance, vectors (d, m) or None, route)``.
+    For N <= d the covariance C = X_c^T X_c / (N - 1) (d x d) and the Gram matrix
+    G = X_c X_c^T / (N - 1) (N x N) share their nonzero eigenvalues (and an eigenvector u of G
+    gives the unit eigenvector X_c^T u / sqrt((N - 1) lambda) of C: :func:`combine_rows`).
+    With N = 800 images of 64 x 64 x 3 pixels this is an 800 x 800 problem instead of
+    12,288 x 12,288. Returns eigenvalues (d,) descending, padded with the d - N exact zeros (the
+    centred data span at most N - 1 directions), and the total variance (trace). Blocks of
+    ``chunk_size`` rows are centred in float64; cost N^2 d flops.
+    """
+    n, d = flat_shape(images)
+    gram, _ = centred_gram(images, chunk_size, device)
+    return gram_eigenvalues(gram, d), float(np.trace(gram)) / (n - 1)
+
+
+def gram_eigenvalues(gram: np.ndarray, d: int) -> np.ndarray:
+    """(d,) covariance eigenvalues, descending, from a centred Gram matrix (N, N) of N images of
+    d pixels: its eigenvalues / (N - 1), padded with zeros (or cut) to d."""
+    import torch
+
+    n = gram.shape[0]
+    values = torch.linalg.eigvalsh(torch.from_numpy(np.ascontiguousarray(gram))).flip(0).numpy() / (n - 1)
+    eigs = np.zeros(d)
+    eigs[: min(n, d)] = values[: min(n, d)]
+    return eigs
+
+
+def exact_spectrum(images, chunk_size: int = CHUNK_SIZE, device: str = "cpu"):
+    """Full covariance spectrum of ``images`` (N, ...), by the cheaper of two exact routes:
+    N <= d :func:`gram_spectrum` (N x N problem), N > d :func:`streaming_covariance` then
+    :func:`eigenspectrum` (d x d). Returns ``(eigenvalues (d,) descending, total variance, route)``.
     """
     n, d = flat_shape(images)
     if n <= d:
-        return (*gram_spectrum(images, n_vectors or 0, chunk_size, device), "gram")
+        return (*gram_spectrum(images, chunk_size, device), "gram")
     cov = streaming_covariance(images, chunk_size=chunk_size, device=device)
-    total = float(np.trace(cov))
-    eigs = eigenspectrum(cov)
-    m = 0 if n_vectors is None else int(n_vectors(eigs, total))
-    vectors = top_eigenvectors(cov, m, overwrite=True)[1] if m else None
-    return eigs, total, vectors, "covariance"
+    return eigenspectrum(cov), float(np.trace(cov)), "covariance"
 
 
 @dataclass(frozen=True)
@@ -441,44 +440,33 @@ def top_eigenspectrum(
 
 
 # --------------------------------------------------------------------------------------------
-# variance along given directions
+# images along given directions
 
 
-def quadratic_forms(cov: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """(k,) v_i^T C v_i for a (d, d) covariance C and (d, k) float64 columns v_i (cost 2 d^2 k);
-    column blocks of 1,024 keep the d x k product small."""
-    import torch
-
-    C = torch.from_numpy(np.ascontiguousarray(cov, dtype=np.float64))
-    values = np.empty(directions.shape[1])
-    for a in range(0, directions.shape[1], 1024):
-        Vb = torch.from_numpy(np.ascontiguousarray(directions[:, a : a + 1024]))
-        values[a : a + Vb.shape[1]] = ((C @ Vb) * Vb).sum(0).numpy()
-    return values
-
-
-def projected_variance(images, directions: np.ndarray, chunk_size: int = CHUNK_SIZE, device: str = "cpu") -> np.ndarray:
-    """(k,) variance (N - 1) of the projections X @ V of ``images`` (N, ...) onto (d, k) float64
-    columns V, streamed in one pass (cost 2 N d k, O(d k) memory) and merged chunk by chunk
-    (Chan et al. 1979)."""
+def projected_covariance(images, directions: np.ndarray, chunk_size: int = CHUNK_SIZE,
+                         device: str = "cpu") -> np.ndarray:
+    """(k, k) covariance (N - 1) of the projections X @ V of ``images`` (N, ...) onto (d, k)
+    float64 columns V, i.e. V^T C V, in one streamed pass (cost 2 N d k + N k^2, O(d k + k^2)
+    memory), chunks merged with the pairwise update of Chan, Golub and LeVeque (1979)."""
     import torch
 
     n_total, d = flat_shape(images)
     if directions.shape[0] != d:
-        raise AuditInputError(f"GAN images have {d} pixels but the directions have {directions.shape[0]}")
+        raise AuditInputError(f"images have {d} pixels but the directions have {directions.shape[0]}")
     if n_total < 2:
-        raise AuditInputError(f"variance needs at least 2 samples, got {n_total}")
-    Vt = torch.from_numpy(np.ascontiguousarray(directions)).to(device)
+        raise AuditInputError(f"covariance needs at least 2 samples, got {n_total}")
+    Vt = torch.from_numpy(np.array(directions, dtype=np.float64, order="C")).to(device)
     n, mean, m2 = 0, None, None
     for chunk in iter_chunks(images, chunk_size):
         P = _to_unit(chunk, torch, device, torch.float64) @ Vt
         nb, mb = P.shape[0], P.mean(0)
-        m2b = (P - mb).square().sum(0)
+        Pc = P - mb
+        m2b = Pc.T @ Pc
         if mean is None:
             n, mean, m2 = nb, mb, m2b
             continue
         delta = mb - mean
-        m2 = m2 + m2b + delta.square() * (n * nb / (n + nb))
+        m2 = m2 + m2b + torch.outer(delta, delta) * (n * nb / (n + nb))
         mean = mean + delta * (nb / (n + nb))
         n += nb
     return (m2 / (n - 1)).cpu().numpy()
