@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--latent-dim", type=int, required=True)
     parser.add_argument("--width", type=int, required=True)
+    parser.add_argument("--disc-width", type=int, default=None,
+                        help="discriminator width (config disc_width); absent: --width, a default the schema "
+                             "cannot state since it depends on another key")
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--critic-steps", type=int, required=True, help="critic updates per generator update")
     parser.add_argument("--checkpoint-every", type=int, required=True)
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     add_outputs(parser, generator="the trained generator (.pt)", losses="step, d_loss, g_loss (.csv)",
                 losses_plot="smoothed losses (.png)", interpolation="latent interpolation strips (.png)")
     args = parser.parse_args(argv)
+    if args.disc_width is not None and args.disc_width < 2:
+        raise AuditInputError(f"--disc-width: must be >= 2, got {args.disc_width}")
     for flag in ("steps", "batch_size", "latent_dim", "width", "critic_steps", "checkpoint_every"):
         if getattr(args, flag) < 1:
             raise AuditInputError(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     data = PreparedDataset.open(args.data)
     train_images, _ = data.subset("train")
     history = train_gan(train_images, args.checkpoint, loss=args.loss, steps=args.steps,
-                        batch_size=args.batch_size, latent_dim=args.latent_dim, width=args.width, lr=args.lr,
+                        batch_size=args.batch_size, latent_dim=args.latent_dim, width=args.width,
+                        disc_width=args.disc_width, lr=args.lr,
                         critic_steps=args.critic_steps, checkpoint_every=args.checkpoint_every, seed=args.seed,
                         device=resolve_device(args.device))
     save_generator(args.checkpoint, args.generator)

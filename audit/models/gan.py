@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from audit.io import AuditInputError, atomic_path
+from audit.io import AuditInputError, save_torch
 
 LOSSES = ("dcgan", "wgan-gp")
 
@@ -104,6 +104,7 @@ def train_gan(
     width: int = 64,
     lr: float = 2e-4,
     critic_steps: int = 1,
+    disc_width: int | None = None,
     gp_weight: float = 10.0,
     checkpoint_every: int = 500,
     seed: int = 0,
@@ -116,7 +117,9 @@ def train_gan(
     and every random-number state are written atomically, so a killed run resumes where it
     left off and reaches the same weights as an uninterrupted one (on the CPU); a grid of 64
     samples from fixed latents goes to ``samples_step<N>.png`` beside the checkpoint.
-    Returns the loss history (one dict per step: step, d_loss, g_loss).
+    Returns the loss history (one dict per step: step, d_loss, g_loss). ``disc_width``: the
+    discriminator's width (its first layer's channels), ``width`` when None; Arora & Zhang's
+    support-vs-discriminator-size experiment varies it alone.
     """
     if loss not in LOSSES:
         raise AuditInputError(f"gan loss: unknown '{loss}', expected one of {LOSSES}")
@@ -124,14 +127,16 @@ def train_gan(
     rng = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     gen = Generator(image_shape, latent_dim, width).to(device)
-    disc = Discriminator(image_shape, width, batch_norm=(loss == "dcgan")).to(device)
+    disc_width = width if disc_width is None else disc_width
+    disc = Discriminator(image_shape, disc_width, batch_norm=(loss == "dcgan")).to(device)
     betas = (0.5, 0.999) if loss == "dcgan" else (0.5, 0.9)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     history: list[dict] = []
     start = 0
     checkpoint_path = Path(checkpoint_path)
-    config = {"image_shape": list(image_shape), "latent_dim": latent_dim, "width": width, "loss": loss,
+    config = {"image_shape": list(image_shape), "latent_dim": latent_dim, "width": width, "disc_width": disc_width,
+              "loss": loss,
               "batch_size": batch_size, "lr": lr, "critic_steps": critic_steps, "gp_weight": gp_weight,
               "seed": seed, "n_train": int(real_images.shape[0])}
     state = torch.load(checkpoint_path, map_location=device, weights_only=False) if checkpoint_path.is_file() else None
@@ -153,10 +158,10 @@ def train_gan(
         gen.eval()
         with torch.no_grad():
             save_grid(to_uint8(gen(fixed_latents.to(device))), checkpoint_path.parent / f"samples_step{step}.png")
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save({"generator": gen.state_dict(), "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
-                        "history": history, "step": step, "config": config}, tmp)
+        save_torch(checkpoint_path, {"generator": gen.state_dict(), "discriminator": disc.state_dict(),
+                                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng.get_state(),
+                                     "torch_rng": torch.get_rng_state(), "history": history, "step": step,
+                                     "config": config})
 
     from audit.models.classifier import to_tensor
 
@@ -221,8 +226,7 @@ def interpolation_strips(generator: Generator, n_rows: int = 8, n_steps: int = 1
 def save_generator(checkpoint_path: str | Path, generator_path: str | Path) -> None:
     """Keep only the generator (weights and architecture) of a training checkpoint."""
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    with atomic_path(generator_path) as tmp:
-        torch.save({"generator": state["generator"], "config": state["config"], "step": state["step"]}, tmp)
+    save_torch(generator_path, {"generator": state["generator"], "config": state["config"], "step": state["step"]})
 
 
 def load_generator(checkpoint_path: str | Path, device: str = "cpu") -> Generator:
