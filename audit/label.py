@@ -6,7 +6,10 @@
         --out results/digits/labels/dcgan.csv --threads 1 --device auto
 
 Output: one row per sample: row, predicted (argmax class), confidence (its calibrated
-probability), p_0 .. p_{K-1}, and planted_label when the generator planted one.
+probability), p_0 .. p_{K-1}, and planted_label when the generator planted one. A Stacked MNIST
+annotator (saved with ``stacked_channels``) labels each channel: the table then holds the
+1,000-class ``predicted`` and ``confidence`` and, instead of p_0 .. p_999, the channels' digit
+probabilities p_r0 .. p_b9 (:mod:`audit.models.stacked`, "compact labels").
 """
 
 from __future__ import annotations
@@ -32,13 +35,21 @@ def main(argv: list[str] | None = None) -> None:
     from audit.models.classifier import calibrated_probabilities, load_classifier, prediction_table
 
     device = resolve_device(args.device)
+    from audit.models import stacked
+
     model, meta = load_classifier(args.annotator, device)
     images = load_images(args.samples)
-    if list(images.shape[1:]) != list(meta["image_shape"]):
+    channels = meta.get(stacked.STACKED_KEY, 1)
+    expected = [*meta["image_shape"][:2], meta["image_shape"][2] * channels]
+    if list(images.shape[1:]) != expected:
         raise AuditInputError(f"{args.samples}: images of shape {images.shape[1:]}, "
-                              f"the annotator expects {tuple(meta['image_shape'])}")
-    probabilities = calibrated_probabilities(model, meta["temperature"], images, device)
-    table = prediction_table(np.arange(images.shape[0]), None, probabilities)
+                              f"the annotator expects {tuple(expected)}")
+    if channels > 1:
+        probabilities = stacked.channel_probabilities(model, meta["temperature"], images, device)
+        table = stacked.channel_table(np.arange(images.shape[0]), None, probabilities)
+    else:
+        probabilities = calibrated_probabilities(model, meta["temperature"], images, device)
+        table = prediction_table(np.arange(images.shape[0]), None, probabilities)
     if not Path(args.planted_labels).is_file():
         raise AuditInputError(f"{args.planted_labels}: file not found")
     planted = np.load(args.planted_labels)

@@ -1,8 +1,13 @@
+from audit.data import COMPOSED_DATASETS
+
+
 rule prepare:
     output:
         images=f"{OUT}/data/images.npy",
         index=f"{OUT}/data/index.csv",
         meta=f"{OUT}/data/meta.json",
+        # a composed dataset (stacked_mnist) writes its prepared base beside its files (audit/data/store.py)
+        **({"base": directory(f"{OUT}/data/base")} if DATASET in COMPOSED_DATASETS else {}),
     params:
         dataset=config["dataset"]["name"],
         # the stage writes the prepared dataset as one folder: the folder of the declared files

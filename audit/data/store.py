@@ -3,8 +3,17 @@
 Layout of a prepared dataset directory::
 
     images.npy   uint8 (N, H, W, C), written chunk by chunk, read back as a memmap
-    index.csv    one row per image: row, label, class_name, split
+    index.csv    one row per image: row, label, class_name, split (and a composed dataset's
+                 own columns, e.g. the base rows of each Stacked MNIST triple)
     meta.json    name, class_names, image_shape, split sizes, split fractions, seed, source
+    base/        a composed dataset only: its base dataset, prepared (same layout)
+
+A *composed* dataset (:class:`ComposedSource`, e.g. ``stacked_mnist``) is built from another
+one's images after that one is split: :func:`prepare` first prepares the base into ``base/``
+(split plan as usual), then composes each split's images from that split's base images only, so
+the split plan holds for the composed images too (no test digit in a train triple). This is the
+one extra code path of the store; everything after ``prepare`` reads a composed dataset like any
+other, and :meth:`PreparedDataset.base` opens its base.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -80,8 +90,27 @@ def largest_remainder(fractions: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
+#: the folder of a composed dataset's prepared base, inside the composed dataset's folder
+BASE_DIR = "base"
+
+
+@dataclass
+class ComposedSource:
+    """A dataset composed from the images of another after that one is split (``stacked_mnist``).
+
+    ``base``: the source whose images are composed. ``compose(base, seed)``: given the base as a
+    :class:`PreparedDataset` (split), returns the composed :class:`SourceDataset` (its ``read``
+    builds uint8 images from the base's), its (N,) split names (an image takes base images of its
+    own split only) and a dict of extra (N,) ``index.csv`` columns.
+    """
+
+    name: str
+    base: SourceDataset
+    compose: Callable[["PreparedDataset", int], tuple[SourceDataset, np.ndarray, dict]]
+
+
 def prepare(
-    source: SourceDataset,
+    source: SourceDataset | ComposedSource,
     out_dir: str | os.PathLike,
     fractions: dict[str, float],
     seed: int,
@@ -91,14 +120,21 @@ def prepare(
     """Stream ``source`` into ``out_dir`` (see the module docstring for the layout).
 
     Pixels go chunk by chunk into a uint8 memmap, so memory stays at one chunk whatever N is.
-    ``meta.json`` is written last: its presence marks a complete preparation.
+    ``meta.json`` is written last: its presence marks a complete preparation. A
+    :class:`ComposedSource` prepares its base into ``out_dir/base`` first, then composes.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    split, columns, extra_meta = None, {}, {}
+    if isinstance(source, ComposedSource):
+        base = prepare(source.base, out_dir / BASE_DIR, fractions, seed, chunk_size, progress)
+        source, split, columns = source.compose(base, seed)
+        extra_meta = {"base": BASE_DIR}
     n = len(source)
     if n == 0:
         raise AuditInputError(f"dataset '{source.name}': no images found")
-    split = assign_splits(source.labels, fractions, seed, source.official_split)
+    if split is None:
+        split = assign_splits(source.labels, fractions, seed, source.official_split)
     with atomic_path(out_dir / "images.npy") as tmp, open(tmp, "wb") as stream:
         # plain writes after the .npy header: a writable memmap would keep every written page
         # resident in this process (2.5 GB for 200k 64x64x3 images)
@@ -123,6 +159,7 @@ def prepare(
         "label": source.labels,
         "class_name": np.asarray(source.class_names)[source.labels],
         "split": split,
+        **columns,
     })
     save_table(out_dir / "index.csv", index)
     save_json(out_dir / "meta.json", {
@@ -135,6 +172,7 @@ def prepare(
         "split_fractions": {s: float(fractions[s]) for s in SPLITS},
         "seed": seed,
         **source.extra,
+        **extra_meta,
     })
     return PreparedDataset.open(out_dir)
 
@@ -175,6 +213,12 @@ class PreparedDataset:
         """(images, labels) of one split; images are copied into memory (uint8)."""
         rows = self.rows(split)
         return np.asarray(self.images[rows]), self.labels[rows]
+
+    def base(self) -> "PreparedDataset":
+        """The prepared base of a composed dataset (``base/``); an error for any other dataset."""
+        if "base" not in self.meta:
+            raise AuditInputError(f"{self.path}: dataset '{self.name}' is not composed from a base dataset")
+        return PreparedDataset.open(self.path / self.meta["base"])
 
     def class_distribution(self, split: str | None = None) -> np.ndarray:
         """(K,) fraction of images in each class, over ``split`` or the whole dataset."""
