@@ -88,6 +88,7 @@ def reduced_config() -> dict:
     config["skew"]["bootstrap"] = 200
     config["diversity"].update(seeds=2, steps=100, grid=[20, 100, 500], gan_grid=[500], bootstrap=200)
     config["dynamics"].update(runs=500, steps=300, eta_g=[0.3], eta_d=[0.3])
+    config["discriminators"].update(steps=50, seeds=1, bootstrap=200)
     return config
 
 
