@@ -144,6 +144,20 @@ def audit_features(real: np.ndarray, gan: np.ndarray, real_probs: np.ndarray, ga
     }
 
 
+def undefined_result(n_gan: int, n_real: int, k: int, alpha: float) -> dict:
+    """The stage's result when the GAN has too few samples for the same-N comparisons
+    (m = min(n_gan, n_real // 2) <= k): no number, a verdict that could not run and why."""
+    m = min(n_gan, n_real // 2)
+    reason = (f"{n_gan} GAN samples: the same-N comparisons need m = min(n_gan, n_test // 2) = {m} > k = {k} "
+              "rows a side")
+    verdict = Verdict(test="feature_metrics.fd", title="FD (annotator features)", alpha=alpha, p_value=None,
+                      hypothesis="the GAN's annotator features come from the real distribution",
+                      finding="farther from the real images than real images are", null_finding="consistent with real",
+                      reason=reason)
+    return {"feature_space": FEATURE_SPACE, "n_gan": n_gan, "n_real_test": n_real, "n_same": m, "undefined": reason,
+            "verdicts": [verdict.to_json()]}
+
+
 def check_inputs(args, real: np.ndarray, gan: np.ndarray, real_probs: np.ndarray, gan_probs: np.ndarray) -> None:
     """One line naming the file or the option for every input the metrics cannot use."""
     if real.shape[1] != gan.shape[1]:
@@ -154,10 +168,9 @@ def check_inputs(args, real: np.ndarray, gan: np.ndarray, real_probs: np.ndarray
     if gan_probs.shape[0] != gan.shape[0]:
         raise AuditInputError(f"{args.labels}: {gan_probs.shape[0]} rows, the GAN's features ({args.features}) "
                               f"have {gan.shape[0]}")
-    m = min(gan.shape[0], real.shape[0] // 2)
-    if m <= args.k:
-        raise AuditInputError(f"{args.real_features}: the same-N comparisons use m = min({gan.shape[0]} GAN rows, half of "
-                              f"{real.shape[0]} real rows) = {m} rows a side; feature_metrics.k = {args.k} needs m > k")
+    if real.shape[0] // 2 <= args.k:
+        raise AuditInputError(f"{args.real_features}: the same-N comparisons use half of the {real.shape[0]} real rows a "
+                              f"side; feature_metrics.k = {args.k} needs more than k")
     for name, value, low in (("k", args.k, 1), ("kid_subsets", args.kid_subsets, 1), ("kid_subset_size", args.kid_subset_size, 2),
                              ("bootstrap", args.bootstrap, 10), ("permutations", args.permutations, 10)):
         if value < low:
@@ -189,6 +202,14 @@ def main(argv: list[str] | None = None) -> None:
     real, gan = read_features(args.real_features), read_features(args.features)
     real_probs, gan_probs = read_probabilities(args.annotator_test), read_probabilities(args.labels)
     check_inputs(args, real, gan, real_probs, gan_probs)
+    if min(gan.shape[0], real.shape[0] // 2) <= args.k:
+        from audit.plots import save_note
+
+        result = {"gan": args.name, **undefined_result(gan.shape[0], real.shape[0], args.k, args.alpha)}
+        save_note(f"{args.name}: feature metrics undefined ({result['undefined']})", args.out_png)
+        save_json(args.out_json, result)
+        print(f"{args.name}: feature metrics undefined: {result['undefined']}")
+        return
     with threadpool_limits(limits=max(1, args.threads)):
         result = audit_features(real, gan, real_probs, gan_probs, k=args.k, kid_subsets=args.kid_subsets,
                                 kid_subset_size=args.kid_subset_size, n_bootstrap=args.bootstrap,

@@ -83,6 +83,8 @@ def feature_metric_columns(result: dict) -> dict:
     """summary.csv columns of the feature_metrics stage (issue 14): FD (annotator features, not
     FID) at the same N with its interval and the real-vs-real value, KID, inception-style score,
     PRDC and Vendi beside their real values."""
+    if "undefined" in result:
+        return {"fd_annotator": None, "feature_metrics_undefined": result["undefined"]}
     fd, pr = result["fd"], result["prdc"]
     return {"fd_annotator": fd["value"], "fd_annotator_low": fd["interval"][0], "fd_annotator_high": fd["interval"][1],
             "fd_annotator_real_vs_real": fd["real_vs_real"], "fd_annotator_p_value": fd["p_value"],

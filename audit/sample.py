@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="output: latent interpolation strips (.png); exactly for the types "
                              f"{', '.join(GENERATOR_MODULE_TYPES)}")
     args = parser.parse_args(argv)
-    if args.n < 2:  # the schema's minimum: the smallest N every stage can use
-        raise AuditInputError(f"samples.n: must be >= 2, got {args.n}")
+    if args.n < 1:
+        raise AuditInputError(f"samples.n: must be >= 1, got {args.n}")
     configure_torch(args.threads, args.seed)
     data = PreparedDataset.open(args.data)
     spec = json.loads(args.spec)

@@ -353,6 +353,23 @@ def test_stage_rejects_bad_inputs_with_one_line(tmp_path, capsys, change, fragme
     assert_cli_error(feature_metrics.main, stage_args(tmp_path), capsys, *fragments)
 
 
+def test_too_few_gan_samples_give_an_undefined_verdict_not_a_number(tmp_path):
+    """samples.n = 2 (the schema's minimum, issue 11.10): m = 2 <= k, so no metric is a number;
+    the verdict could not run and says why, and the declared figure exists. Fails if the stage
+    errors or reports any value from 2 samples."""
+    from audit import feature_metrics
+
+    write_inputs(tmp_path, np.random.default_rng(18))
+    np.save(tmp_path / "gan.npy", np.load(tmp_path / "gan.npy")[:2])
+    pd.read_csv(tmp_path / "labels.csv").iloc[:2].to_csv(tmp_path / "labels.csv", index=False)
+    feature_metrics.main(stage_args(tmp_path, "u"))
+    result = json.loads((tmp_path / "u.json").read_text())
+    assert "fd" not in result and "prdc" not in result and "k = 5" in result["undefined"]
+    (verdict,) = result["verdicts"]
+    assert verdict["p_value"] is None and verdict["state"] == "undefined" and verdict["reason"] == result["undefined"]
+    assert (tmp_path / "u.png").stat().st_size > 0
+
+
 # --- the report's section -------------------------------------------------------------------------
 
 def test_report_says_the_score_is_fooled_only_where_the_numbers_show_it(tmp_path):

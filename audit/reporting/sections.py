@@ -82,9 +82,13 @@ def feature_metrics_section(gans: list[str], results: dict) -> str:
     """The metrics people already use, and where each fails: a sentence only where the numbers
     show it (inception-style score within 10% of the real one while coverage or recall is below
     half the real-vs-real value at the same N)."""
-    first = results[gans[0]]
+    defined = [g for g in gans if "undefined" not in results[g]]
+    if not defined:
+        return ('<h2 id="feature-metrics">The metrics people already use, on annotator features</h2>'
+                f'<p class="note">Undefined for every GAN: {esc(results[gans[0]]["undefined"])}.</p>')
+    first = results[defined[0]]
     rows, fooled = [], []
-    for g in gans:
+    for g in defined:
         r = results[g]
         fd, pr, sc = r["fd"], r["prdc"], r["inception_score"]
         rows.append({"gan": g, "FD (annotator features)": fd["value"], "FD interval": _interval(*fd["interval"]),
