@@ -101,13 +101,15 @@ def test_summary_and_report(finished_run):
     assert list(summary["gan"]) == list(config["gans"])
     html = (workdir / "results/digits/report.html").read_text()
     assert "data:image/png;base64" in html and "skewed" in html
-    # the verdict table printed when a run ends: one block per GAN, and every planted control's
-    # truth recovered by the tests that must see it (skewed: class skew; uniform: no class skew;
-    # memoriser: support size and diversity; dropmodes: class skew, with its missing classes named)
+    # the verdict table printed when a run ends: one block per GAN, and every planted control with
+    # a large planted effect recovered by the tests that must see it (skewed: class skew; memoriser
+    # and one_per_class: support size and diversity; dropmodes: class skew, its missing classes
+    # named). uniform's "consistent" is a 5%-level test: its error rate is measured in
+    # tests/test_calibration_skew.py, not asserted from one run.
     verdicts = (workdir / "results/digits/verdicts.txt").read_text()
     blocks = {block.split(" ")[0]: block for block in verdicts.split("\n") if block and not block.startswith(" ")}
     assert list(blocks) == list(config["gans"]), verdicts
-    for gan in ("skewed", "uniform", "memoriser", "dropmodes", "one_per_class"):
+    for gan in ("skewed", "memoriser", "dropmodes", "one_per_class"):
         assert blocks[gan].endswith(": recovered"), verdicts
     assert "classes missing" in verdicts.split("dropmodes (")[1].split("class skew")[1].split("\n")[0], verdicts
 
