@@ -34,7 +34,7 @@ from audit.reporting import sections
 from audit.reporting.captions import load_captions, render
 from audit.reporting.html import esc, figure, page, verdict_table
 from audit.reporting.modes import mode_columns, modes_section, skipped_section
-from audit.reporting.verdicts import build_row, column_of, columns_of, text_table
+from audit.reporting.verdicts import build_row, column_of, columns_of, text_table, verdict_of
 
 
 SPECTRUM_COLUMNS = {"effective_rank_gan": "spectrum_effective_rank", "kept_directions": "spectrum_kept_directions",
@@ -55,7 +55,7 @@ def summary_row(gan: str, skew: dict, truth: dict, spectrum: dict | None = None,
             f"{name}_kl": entry["kl"], f"{name}_max_min_ratio": entry["max_min_ratio"],
             f"{name}_null_tv_critical": entry["null_tv_critical"], f"{name}_p_value": entry["p_value"],
             f"{name}_consistent_with_real": entry["consistent_with_real"],  # p >= alpha; None: undefined
-            f"{name}_verdict": next(v for v in skew["verdicts"] if v["test"] == f"skew.{name}")["text"],
+            f"{name}_verdict": verdict_of(skew, f"skew.{name}")["text"],
         })
         if "tv_to_planted" in entry:
             row[f"{name}_tv_to_planted"] = entry["tv_to_planted"]
@@ -233,8 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     nav = " ".join(f'<a href="#gan-{esc(g)}">{esc(g)}</a>' for g in gans)
     details = "".join(part for part in (
         sections.skew_section(gans, skews),
-        modes_section(gans, modes, args.modes_plots, annotator, meta,
-                      lambda path, width=None: figure(_png(path), "", alt=Path(path).name)) if modes else "",
+        modes_section(gans, modes, annotator, meta) if modes else "",
         skipped_section("Diversity by classification", args.skipped, "diversity")
         or sections.diversity_section(gans, diversity, load_json(args.real_curve)),
         skipped_section("The metrics people already use", args.skipped, "feature_metrics")

@@ -7,6 +7,8 @@ import html
 
 import pandas as pd
 
+from audit.reporting.html import table
+
 
 def skipped_section(title: str, skipped: dict, *stages: str) -> str:
     """The section ``title`` in place of the stages' own, with the reasons they did not run; empty
@@ -37,7 +39,7 @@ def _setting(result: dict) -> str:
             f"({p['discriminator'] / p['generator']:.2f})")
 
 
-def modes_section(gans: list[str], modes: dict, plots: dict, annotator: dict, meta: dict, img) -> str:
+def modes_section(gans: list[str], modes: dict, annotator: dict, meta: dict) -> str:
     """Mode coverage: every GAN's literature and corrected numbers, the trained GANs beside the
     published rows, what differs from the published setting, and each GAN's sorted counts
     (``img(path, width)`` embeds a figure)."""
@@ -61,7 +63,6 @@ def modes_section(gans: list[str], modes: dict, plots: dict, annotator: dict, me
               f"{check['chi2']:.2f} on {check['dof']} dof, p = {check['p_value']:.3g})." if check else "")
     floor, this = first["literature_floor"], first["perfect_generator_this_annotator"]
     train = meta.get("stacked", {}).get("triples", {}).get("train")
-    images = "".join(f"<div>{img(plots[g], 480)}</div>" for g in gans)
     return f"""<h2>Mode coverage on Stacked MNIST (Metz et al. 2017; VEEGAN; PacGAN)</h2>
 <p class="note">The literature labels each channel of N = 26,000 samples with an MNIST classifier and reports the modes
 (of 1,000) with at least one sample and KL(label frequencies || uniform) in nats. Both count annotator errors as
@@ -72,25 +73,12 @@ and its error rates measured on planted generators of known M). The annotator is
 accuracy <b>{annotator['test_accuracy']:.4f}</b> on {annotator['n_test']} real digits.{triple} A perfect generator
 scores literature KL {floor['mean']:.4f} at N = {lit_n:,} with an error-free annotator ((K-1)/2N =
 {floor['approximation']:.4f}), and {this['modes_mean']:.0f} modes and KL {this['kl_mean']:.4f} with this one.</p>
-{_table(rows)}
-<h3>Beside the published rows</h3>{_table(published + trained)}
+{table(pd.DataFrame(rows))}
+<h3>Beside the published rows</h3>{table(pd.DataFrame(published + trained))}
 <p class="note">What differs from the published setting: training length (the published GANs train for tens of
 thousands of steps or more on a GPU; the CPU-sized runs here are given above), the classifier (published: one trained on
 MNIST's 60,000 training digits; here: trained on the {annotator['n_train']:,} base training digits, accuracy above),
 and the data (published: triples of the full MNIST training set; here: {train or 'the configured'} training triples
 composed of those {annotator['n_train']:,} digits). Each published number is a mean over runs; each number here is one
-run at one seed.</p><div style="display:flex;flex-wrap:wrap;gap:.5em">{images}</div>"""
+run at one seed. Each GAN's sorted mode counts are in its own section.</p>"""
 
-
-def _table(rows: list[dict]) -> str:
-    frame = pd.DataFrame(rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape(str(value))

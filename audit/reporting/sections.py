@@ -12,15 +12,11 @@ import pandas as pd
 from audit.metrics import diversity as dv
 from audit.metrics.skew import ESTIMATES
 from audit.reporting.html import esc, fmt, table
-from audit.reporting.verdicts import p_text
+from audit.reporting.verdicts import p_text, verdict_of
 
 
 def _interval(low, high) -> str:
     return "undefined" if low is None or high is None else f"[{fmt(low)}, {fmt(high)}]"
-
-
-def _verdict(result: dict, test: str) -> dict:
-    return next(v for v in result["verdicts"] if v["test"] == test)
 
 
 def skew_section(gans: list[str], skews: dict) -> str:
@@ -33,7 +29,7 @@ def skew_section(gans: list[str], skews: dict) -> str:
             e = s["estimates"][name]
             rows.append({"gan": g, "estimate": name, "TV to real": e["tv"],
                          "95% interval": _interval(e["tv_ci"]["low"], e["tv_ci"]["high"]),
-                         "p": e["p_value"], "verdict": _verdict(s, f"skew.{name}")["text"],
+                         "p": e["p_value"], "verdict": verdict_of(s, f"skew.{name}")["text"],
                          "KL(gan||real) nats": e["kl"], "max/min": e["max_min_ratio"],
                          "TV to planted": e.get("tv_to_planted")})
     frame = pd.DataFrame(rows)
@@ -58,7 +54,7 @@ def diversity_section(gans: list[str], diversity: dict, real_curve: dict) -> str
     rows = []
     for g in gans:
         for kind, score in diversity[g]["scores"].items():
-            v = _verdict(diversity[g], f"diversity.{kind}")
+            v = verdict_of(diversity[g], f"diversity.{kind}")
             rows.append({"gan": g, "classifier": kind, "confident samples": diversity[g]["n_gan_train"],
                          "accuracy on own samples": score.get("gan_train_accuracy_on_gan_samples"),
                          "real-test accuracy (CAS)": score.get("classification_accuracy_score"),

@@ -55,6 +55,11 @@ class Row:
                 if t in self.cells and self.cells[t]["rejected"] is not None and self.cells[t]["rejected"] != want]
 
 
+def verdict_of(result: dict, test: str) -> dict:
+    """The verdict of test ``test`` (e.g. ``"skew.corrected"``) in a stage's JSON ``result``."""
+    return next(v for v in result["verdicts"] if v["test"] == test)
+
+
 def column_of(verdict: dict) -> str:
     """The verdict table's column of ``verdict``: its stage's (the part of ``test`` before the dot)."""
     stage = verdict["test"].split(".")[0]
