@@ -33,6 +33,7 @@ import numpy as np
 from audit.cli import add_inputs, add_outputs, run_cli, stage_parser
 from audit.io import AuditInputError, load_table, save_json
 from audit.metrics import frechet, inception_score as score, kid, prdc, vendi
+from audit.metrics.bootstrap import recentred_interval
 from audit.metrics.verdict import Verdict, empirical_p_value
 from audit.runtime import run_seed
 
@@ -86,8 +87,8 @@ def frechet_section(gan: np.ndarray, t1: np.ndarray, t2: np.ndarray, real: np.nd
     real_boot = frechet.bootstrap_replicates(t1, t2, n_bootstrap, rng)
     observed, null = frechet.permutation_null(gan, t1, t2, n_permutations,
                                               np.random.default_rng(run_seed(seed, ROLES["fd_permutation"])))
-    return {"value": value, "interval": list(frechet.recentred_interval(value, gan_boot)),
-            "real_vs_real": real_vs_real, "real_vs_real_interval": list(frechet.recentred_interval(real_vs_real, real_boot)),
+    return {"value": value, "interval": list(recentred_interval(value, gan_boot)),
+            "real_vs_real": real_vs_real, "real_vs_real_interval": list(recentred_interval(real_vs_real, real_boot)),
             "n": [int(gan.shape[0]), int(t2.shape[0])], "bootstrap": n_bootstrap,
             "p_value": empirical_p_value(observed, null), "permutations": n_permutations,
             "null_median": float(np.median(null)), "null_95": float(np.percentile(null, 95)),
@@ -124,8 +125,8 @@ def audit_features(real: np.ndarray, gan: np.ndarray, real_probs: np.ndarray, ga
     rng = np.random.default_rng(run_seed(seed, ROLES["is_bootstrap"]))
     is_gan, is_real = score.inception_score(gan_probs)[0], score.inception_score(real_probs)[0]
     bounds = {"minimum": 1.0, "maximum": float(gan_probs.shape[1])}  # the score lies in [1, K]
-    is_gan_interval = frechet.recentred_interval(is_gan, score.bootstrap_replicates(gan_probs, n_bootstrap, rng), **bounds)
-    is_real_interval = frechet.recentred_interval(is_real, score.bootstrap_replicates(real_probs, n_bootstrap, rng), **bounds)
+    is_gan_interval = recentred_interval(is_gan, score.bootstrap_replicates(gan_probs, n_bootstrap, rng), **bounds)
+    is_real_interval = recentred_interval(is_real, score.bootstrap_replicates(real_probs, n_bootstrap, rng), **bounds)
     return {
         "feature_space": FEATURE_SPACE, "d": int(real.shape[1]), "n_gan": int(gan.shape[0]),
         "n_real_test": int(real.shape[0]), "n_same": m,

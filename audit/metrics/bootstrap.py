@@ -32,7 +32,27 @@ def basic_interval(estimate: float, replicates: np.ndarray, level: float = 0.95,
     [``minimum``, ``maximum``] (a parameter's range: [0, 1] for a total variation) are clipped to it.
     """
     low_q, high_q = percentile_interval(_finite(replicates, "basic_interval"), level)
-    low, high = 2 * estimate - high_q, 2 * estimate - low_q
+    return _clipped(2 * estimate - high_q, 2 * estimate - low_q, minimum, maximum)
+
+
+def recentred_interval(estimate: float, replicates: np.ndarray, level: float = 0.95,
+                       minimum: float | None = 0.0, maximum: float | None = None) -> tuple[float, float]:
+    """Interval for the value a statistic is *expected* to take at these sample sizes (its
+    finite-sample bias included, as in the real-vs-real value it is compared with): the bootstrap
+    distribution of ``t* - mean(t*)`` stands in for that of ``t - E[t]``, so the interval is
+    ``[t - (q_hi - mean*), t - (q_lo - mean*)]``, clipped to [``minimum``, ``maximum``]. For FD a plain
+    percentile interval would add the bias once more (resamples repeat rows) and a basic interval
+    would subtract it: either moves the interval away from a real-vs-real value with the same
+    bias (``FEATURE_METRICS.md``). Also used for the inception-style score, whose resamples are
+    biased low near its ceiling K."""
+    values = np.asarray(replicates, dtype=np.float64)
+    low_q, high_q = percentile_interval(values, level)
+    centre = float(values.mean())
+    return _clipped(estimate - (high_q - centre), estimate - (low_q - centre), minimum, maximum)
+
+
+def _clipped(low: float, high: float, minimum: float | None, maximum: float | None) -> tuple[float, float]:
+    """(low, high) with both bounds clipped to [``minimum``, ``maximum``] (None: no bound)."""
     if minimum is not None:
         low, high = max(low, minimum), max(high, minimum)
     if maximum is not None:

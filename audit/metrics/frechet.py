@@ -120,29 +120,6 @@ def permutation_null(candidate: np.ndarray, real_a: np.ndarray, real_b: np.ndarr
     return against_b(candidate), null
 
 
-def recentred_interval(estimate: float, replicates: np.ndarray, level: float = 0.95,
-                       minimum: float | None = 0.0, maximum: float | None = None) -> tuple[float, float]:
-    """Interval for the value a statistic is *expected* to take at these sample sizes (its
-    finite-sample bias included, as in the real-vs-real value it is compared with): the bootstrap
-    distribution of ``t* - mean(t*)`` stands in for that of ``t - E[t]``, so the interval is
-    ``[t - (q_hi - mean*), t - (q_lo - mean*)]``, clipped to [``minimum``, ``maximum``]. For FD a plain
-    percentile interval would add the bias once more (resamples repeat rows) and a basic interval
-    would subtract it: either moves the interval away from a real-vs-real value with the same
-    bias (``FEATURE_METRICS.md``). Also used for the inception-style score, whose resamples are
-    biased low near its ceiling K."""
-    from audit.metrics.bootstrap import percentile_interval
-
-    values = np.asarray(replicates, dtype=np.float64)
-    low_q, high_q = percentile_interval(values, level)
-    centre = float(values.mean())
-    low, high = estimate - (high_q - centre), estimate - (low_q - centre)
-    if minimum is not None:
-        low, high = max(low, minimum), max(high, minimum)
-    if maximum is not None:
-        low, high = min(low, maximum), min(high, maximum)
-    return float(low), float(high)
-
-
 def _as_matrix(a: np.ndarray, name: str, minimum_rows: int = 1) -> np.ndarray:
     if a.ndim != 2 or a.shape[0] < minimum_rows or a.shape[1] < 1:
         raise ValueError(f"{name}: expected an (N, d) array with N >= {minimum_rows}, got shape {a.shape}")
