@@ -92,6 +92,38 @@ def reduced_config() -> dict:
     return config
 
 
+def write_generator_module(path: Path) -> None:
+    """A TorchScript generator of 8x8 grey images from 4 latent dimensions (an external GAN)."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 64)
+
+        def forward(self, z):
+            return torch.tanh(self.linear(z)).view(-1, 1, 8, 8)
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(Tiny()), str(path))
+
+
+@pytest.fixture(scope="session")
+def digits_ci_run(tmp_path_factory):
+    """The whole DAG on the CI-sized digits config, run once per session: (workdir, config).
+
+    Every GAN of the default config plus an external TorchScript generator module (the sample
+    stage's interpolation strips), so one run feeds the end-to-end, browser and report-input
+    tests. Tests that change a file restore its bytes and mtime: the run stays up to date.
+    """
+    workdir = tmp_path_factory.mktemp("digits_ci_run")
+    write_generator_module(workdir / "generator.pt")
+    config = reduced_config()
+    config["gans"]["module"] = {"type": "torchscript", "path": "generator.pt", "latent_dim": 4}
+    run_snakemake(workdir, config, "--cores", "2")
+    return workdir, config
+
+
 def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with ``config`` written to workdir/config.yaml."""
     workdir.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,13 @@ Snakemake, decides that a report is stale.
 
 After a CI-sized run, the report's own command (as Snakemake prints it) is rerun under a Python
 audit hook that records every file it opens under results/; this does not rely on the rule, so
-a file the stage reads without the rule declaring it is found. Then, for each such file alone,
-the file is changed (one byte appended, mtime moved forward: Snakemake ignores a newer mtime
-when a small file's checksum is the one it recorded) and ``snakemake -n report`` must schedule
-the report, with the file among the inputs Snakemake lists for that job: a file that reaches the
+a file the stage reads without the rule declaring it is found. Every such file must be among the
+inputs Snakemake lists for the report job itself (a forced dry run): a file that reaches the
 report only through another rule (meta.json through the annotator, which reruns and so makes
-the report rerun too) does not count, the report must declare what it reads. Bytes and mtime
-are restored after each check, so the checks are independent.
+the report rerun too) does not count, the report must declare what it reads. Then one declared
+file is changed (one byte appended, mtime moved forward: Snakemake ignores a newer mtime when a
+small file's checksum is the one it recorded) and ``snakemake -n report`` must schedule the
+report for it; bytes and mtime are restored, and the whole run is up to date again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, reduced_config, run_snakemake
+from tests.conftest import REPO, run_snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")]
 
@@ -53,40 +53,18 @@ sys.addaudithook(_hook)
 '''
 
 
-def write_generator_module(path: Path) -> None:
-    """A TorchScript generator of 8x8 grey images from 4 latent dimensions (an external GAN)."""
-    import torch
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(4, 64)
-
-        def forward(self, z):
-            return torch.tanh(self.linear(z)).view(-1, 1, 8, 8)
-
-    torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(Tiny()), str(path))
-
-
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("report_inputs")
-    write_generator_module(workdir / "generator.pt")
-    config = reduced_config()
-    # fewer GANs, every kind of report input: a trained GAN (train_gan's interpolation strips), a
-    # planted one (no strips) and an external generator module (the sample stage's strips)
-    config["gans"] = {"dcgan": config["gans"]["dcgan"], "skewed": config["gans"]["skewed"],
-                      "module": {"type": "torchscript", "path": "generator.pt", "latent_dim": 4}}
-    config["samples"]["n"] = 3000
-    run_snakemake(workdir, config, "--cores", "2")
-    return workdir, config
+def finished_run(digits_ci_run):
+    """The session's CI-sized digits run (tests/conftest.py): a trained GAN (train_gan's
+    interpolation strips), planted ones (no strips) and an external generator module (the sample
+    stage's strips): every kind of report input."""
+    return digits_ci_run
 
 
-def scheduled_report_inputs(workdir: Path, config: dict) -> set[str] | None:
-    """The inputs of the report job as a dry run of ``snakemake -n report`` lists them; None
-    when Snakemake does not schedule the report."""
-    lines = iter(run_snakemake(workdir, config, "-n", "report").stdout.splitlines())
+def scheduled_report_inputs(workdir: Path, config: dict, *args: str) -> set[str] | None:
+    """The inputs of the report job as a dry run of ``snakemake -n report`` (plus ``args``)
+    lists them; None when Snakemake does not schedule the report."""
+    lines = iter(run_snakemake(workdir, config, "-n", *args, "report").stdout.splitlines())
     for line in lines:
         if line.strip() == "rule report:":
             break
@@ -138,18 +116,20 @@ def test_every_file_the_report_opens_makes_it_rerun(finished_run, tmp_path):
         assert kind in seen, (kind, seen)
 
     assert scheduled_report_inputs(workdir, config) is None
-    stale = []
-    for path in opened:
-        before, content = path.stat(), path.read_bytes()
-        path.write_bytes(content + b"\n")
-        os.utime(path, ns=(before.st_atime_ns, time.time_ns() + 60 * 10**9))
-        relative = str(path.relative_to(workdir.resolve()))
-        try:
-            if relative not in (scheduled_report_inputs(workdir, config) or set()):
-                stale.append(relative)
-        finally:
-            path.write_bytes(content)
-            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert not stale, f"the report reads files its rule does not declare: {stale}"
+    declared = scheduled_report_inputs(workdir, config, "--forcerun", "report")
+    relative = {p: str(p.relative_to(workdir.resolve())) for p in opened}
+    undeclared = sorted(name for name in relative.values() if name not in declared)
+    assert not undeclared, f"the report reads files its rule does not declare: {undeclared}"
+
+    # a declared file that changes makes Snakemake itself schedule the report
+    path = workdir.resolve() / "results/digits/skew/skewed.json"
+    before, content = path.stat(), path.read_bytes()
+    path.write_bytes(content + b"\n")
+    os.utime(path, ns=(before.st_atime_ns, time.time_ns() + 60 * 10**9))
+    try:
+        assert relative[path] in (scheduled_report_inputs(workdir, config) or set())
+    finally:
+        path.write_bytes(content)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     # the state is restored: the whole workflow is up to date again
     assert "Nothing to be done" in run_snakemake(workdir, config, "-n").stdout
