@@ -386,7 +386,6 @@ def memorisation(spaces: dict, *, quantile: float | None = None, alpha: float | 
     """
     from audit.metrics import memorisation as mm
     from audit.metrics.birthday import halves
-    from audit.metrics.neighbours import nearest
 
     options = _fill("memorisation", {"quantile": quantile, "alpha": alpha})
     if not spaces:
@@ -396,10 +395,7 @@ def memorisation(spaces: dict, *, quantile: float | None = None, alpha: float | 
         gan, train, test = (_array(a, f"spaces[{space!r}].{role}", 2, min_rows=4 if role == "test" else 1)
                             for a, role in ((gan, "gan"), (train, "train"), (test, "test")))
         part_a, part_b = halves(test.shape[0], _seed(seed))
-        distance = nearest(gan, train, 1, device=device)[1][:, 0]
-        real_distance = nearest(test, train, 1, device=device)[1][:, 0]
-        tests[space] = mm.copy_test(distance, real_distance[part_b],
-                                    mm.copy_threshold(real_distance[part_a], options["quantile"]))
+        tests[space] = mm.nearest_training_test(gan, train, test, part_a, part_b, options["quantile"], device=device)[0]
     verdict = mm.memorisation_verdict(tests, options["alpha"])
     return Result("memorisation", verdict.estimate, verdict.interval, verdict.method, verdict, tests)
 

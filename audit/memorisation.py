@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     from audit.features import load_vectors
     from audit.metrics import memorisation as mm
     from audit.metrics.birthday import halves
-    from audit.metrics.neighbours import nearest
     from audit.runtime import configure_torch, resolve_device
 
     configure_torch(args.threads, args.seed)
@@ -80,23 +79,22 @@ def main(argv: list[str] | None = None) -> None:
     results, shown_rows, captions = {}, [], []
     for space in SPACES:
         gan, train, test = sets[space]
-        index, distance = nearest(gan, train, 1, device=device)
-        _, real_distance = nearest(test, train, 1, device=device)
-        threshold = mm.copy_threshold(real_distance[part_a, 0], args.quantile)
-        results[space] = mm.copy_test(distance[:, 0], real_distance[part_b, 0], threshold)
-        nearest_table[f"train_row_{space}"] = train_rows[index[:, 0]]
-        nearest_table[f"distance_{space}"] = distance[:, 0]
+        results[space], index, distance = mm.nearest_training_test(gan, train, test, part_a, part_b,
+                                                                   args.quantile, device=device)
+        threshold = results[space]["threshold"]
+        nearest_table[f"train_row_{space}"] = train_rows[index]
+        nearest_table[f"distance_{space}"] = distance
         # the closest sample of each training image, closest first: `shown` distinct training images
-        order = np.lexsort((np.arange(distance.shape[0]), distance[:, 0]))
-        _, first = np.unique(index[order, 0], return_index=True)
+        order = np.lexsort((np.arange(distance.shape[0]), distance))
+        _, first = np.unique(index[order], return_index=True)
         picked = order[np.sort(first)][: args.shown]
         for start in range(0, picked.size, PAIRS_PER_ROW):
             row = picked[start:start + PAIRS_PER_ROW]
             shown_rows.append([image for s in row for image in
-                               (np.asarray(samples[s]), np.asarray(data.images[train_rows[index[s, 0]]]))])
+                               (np.asarray(samples[s]), np.asarray(data.images[train_rows[index[s]]]))])
             captions.append([text for s in row for text in
-                             (f"{space}: sample {s}", f"train {train_rows[index[s, 0]]}: d = {distance[s, 0]:.3g}"
-                              + (" copy" if distance[s, 0] < threshold else ""))])
+                             (f"{space}: sample {s}", f"train {train_rows[index[s]]}: d = {distance[s]:.3g}"
+                              + (" copy" if distance[s] < threshold else ""))])
     verdict = mm.memorisation_verdict(results, args.alpha)
     save_json(args.out_json, {"samples": args.samples, "n_samples": int(samples.shape[0]),
                               "n_train": int(train_rows.size), "n_test": int(test_rows.size),

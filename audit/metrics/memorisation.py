@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from audit.metrics.birthday import wilson
+from audit.metrics.neighbours import nearest
 from audit.metrics.verdict import Verdict
 
 
@@ -47,6 +48,20 @@ def copy_test(gan_distances: np.ndarray, real_distances: np.ndarray, threshold: 
             "real_copy_fraction": r / real.size, "real_copy_fraction_ci": list(wilson(r, real.size)),
             "p_value": float(min(1.0, p)), "median_distance_gan": float(np.median(gan)),
             "median_distance_real": float(np.median(real))}
+
+
+def nearest_training_test(gan: np.ndarray, train: np.ndarray, test: np.ndarray, part_a: np.ndarray,
+                          part_b: np.ndarray, quantile: float, device: str = "cpu") -> tuple[dict, np.ndarray, np.ndarray]:
+    """The copy test in one space: each GAN sample's nearest training vector against real
+    held-out ones'. ``gan`` (N, ...), ``train`` (R, ...), ``test`` (T, ...): vectors of one space
+    (float features or uint8 images, :mod:`audit.metrics.neighbours` units); ``part_a`` /
+    ``part_b``: disjoint row indices of ``test`` (half A sets the threshold, half B measures the
+    real copy fraction). Returns (:func:`copy_test` result, (N,) nearest training row, (N,)
+    distance to it)."""
+    index, distance = nearest(gan, train, 1, device=device)
+    real_distance = nearest(test, train, 1, device=device)[1][:, 0]
+    threshold = copy_threshold(real_distance[part_a], quantile)
+    return copy_test(distance[:, 0], real_distance[part_b], threshold), index[:, 0], distance[:, 0]
 
 
 def memorisation_verdict(tests: dict[str, dict], alpha: float) -> Verdict:
