@@ -433,13 +433,9 @@ def support_size(samples, real, *, grid=None, repeats: int | None = None, quanti
         raise AuditInputError(f"real: {err}") from None
     counts, _ = bd.search_draws(samples, {s: rule.threshold(s)[0] for s in sizes}, options["repeats"], 1, seed,
                                 device=device)
-    table = bd.per_size_table(counts, options["bootstrap"], seed)
-    found = bool(bd.birthday_verdict(table, options["quantile"], options["alpha"], "", n).rejected)
-    head = bd.summarise(counts, table, found, options["bootstrap"], seed, n)
-    interval = (head["low"], head["high"]) if head["kind"] == "estimate" else None
-    verdict = bd.birthday_verdict(table, options["quantile"], options["alpha"], head["text"], n,
-                                  estimate=head["estimate"], interval=interval)
-    return Result("support", head["estimate"], _interval(interval), verdict.method, verdict,
+    table, head, verdict = bd.estimate_from_counts(counts, options["quantile"], options["alpha"],
+                                                   options["bootstrap"], seed, n)
+    return Result("support", head["estimate"], _interval(verdict.interval), verdict.method, verdict,
                   {"support": head, "per_size": table.to_dict(orient="records"), "rule": rule.to_json(sizes)})
 
 

@@ -156,18 +156,18 @@ def main(argv: list[str] | None = None) -> None:
     pairs = read_pairs(args.pairs, search)
     counts = {int(s): np.asarray(c, dtype=np.int64) for s, c in search["counts"].items()}
     q = float(search["quantile"])
-    table = bd.per_size_table(counts, args.bootstrap, args.seed) if counts else pd.DataFrame(
-        columns=["size", "draws", "draws_with_duplicate", "p_duplicate", "p_low", "p_high", "mean_pairs",
-                 "n_hat", "n_hat_low", "n_hat_high"])
+    rule_summary = None
+    if counts:  # a number only where the test finds more duplicates than real draws hold
+        table, rule_summary, _ = bd.estimate_from_counts(counts, q, args.alpha, args.bootstrap, args.seed,
+                                                         search["n_samples"])
+    else:
+        table = pd.DataFrame(columns=["size", "draws", "draws_with_duplicate", "p_duplicate", "p_low", "p_high",
+                                      "mean_pairs", "n_hat", "n_hat_low", "n_hat_high"])
     rates = pd.DataFrame(calibration.get("false_rates", []))
     if not table.empty:
         table["threshold"] = [search["thresholds"][str(s)]["threshold"] for s in table["size"]]
         table["threshold_kind"] = [search["thresholds"][str(s)]["kind"] for s in table["size"]]
         table["real_false_rate"] = table["size"].map(rates.set_index("size")["rate"]) if not rates.empty else np.nan
-    rule_summary = None
-    if counts:  # a number only where the test finds more duplicates than real draws hold
-        rejected = bool(bd.birthday_verdict(table, q, args.alpha, "", search["n_samples"]).rejected)
-        rule_summary = bd.summarise(counts, table, rejected, args.bootstrap, args.seed, search["n_samples"])
     confirmation, headline, source = None, rule_summary, "rule"
     if pairs["confirmed"].notna().any():
         conf_counts, confirmation = confirmed_counts(pairs, search["pairs_per_draw"])

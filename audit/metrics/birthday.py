@@ -370,3 +370,19 @@ def birthday_verdict(table: pd.DataFrame, quantile: float, alpha: float, key_num
         return Verdict(p_value=None, reason=f"no draw size S of the grid has R S <= N = {n_samples} samples", **common)
     p = float(stats.binom.sf(hits - 1, trials, quantile)) if hits > 0 else 1.0
     return Verdict(p_value=min(1.0, p), **common)
+
+
+def estimate_from_counts(counts: dict[int, np.ndarray], quantile: float, alpha: float, n_boot: int, seed: int,
+                         n_samples: int) -> tuple[pd.DataFrame, dict, Verdict]:
+    """The birthday test of one set of draws: (per-size table, headline, verdict).
+
+    ``counts``: size S -> (R,) duplicate-pair counts per draw (:func:`search_draws`). The
+    headline (:func:`summarise`) is an estimate only where the test rejects (more duplicates
+    than real draws hold at rate ``quantile``), else a lower bound; the verdict carries it."""
+    table = per_size_table(counts, n_boot, seed)
+    rejected = bool(birthday_verdict(table, quantile, alpha, "", n_samples).rejected)
+    head = summarise(counts, table, rejected, n_boot, seed, n_samples)
+    interval = (head["low"], head["high"]) if head["kind"] == "estimate" else None
+    verdict = birthday_verdict(table, quantile, alpha, head["text"], n_samples, estimate=head["estimate"],
+                               interval=interval)
+    return table, head, verdict
