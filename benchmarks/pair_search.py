@@ -14,6 +14,11 @@ annotator's embeddings) drawn around 1,000 random centres:
   10,000 queries: ``nearest(q, r, 1)``; ``NearestNeighbors(n_neighbors=1, algorithm="brute")``;
   ``faiss.IndexFlatL2``.
 
+ganaudit runs twice: ``ganaudit`` with its default path (the bf16 prefilter where a bf16 GEMM is
+timed 2x faster than float32, with the blocks it scored, rescored entries and float32 fallback
+blocks printed) and ``ganaudit-fp32`` (``fast=False``); the two must give identical pairs,
+indices and float64 distances.
+
 Each (task, library) runs in a fresh child process (``python benchmarks/pair_search.py --child
 ...``) on the same ``.npy`` files, so its peak RSS (``ru_maxrss``, including the interpreter,
 the library and the data: 330 MB of references) is its own; every library gets ``--threads``
@@ -39,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = ("ganaudit", "sklearn", "faiss")
+LIBRARIES = ("ganaudit", "ganaudit-fp32", "sklearn", "faiss")
 
 
 def make_rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -77,30 +82,37 @@ def child(args) -> dict:
     data = {name: np.load(Path(args.dir) / f"{name}.npy") for name in
             (("pairs",) if args.task == "pairs" else ("queries", "references"))}
     k = args.k
+    fast = {"ganaudit": None, "ganaudit-fp32": False}.get(args.library)
     with threadpool_limits(args.threads):
         start, cpu_start = time.perf_counter(), time.process_time()
         if args.task == "pairs":
             x = data["pairs"]
-            if args.library == "ganaudit":
+            if args.library.startswith("ganaudit"):
                 from audit.metrics.neighbours import closest_pairs
 
-                found = closest_pairs(x, k)
+                found = closest_pairs(x, k, fast=fast)
                 i, j, d = found.i, found.j, found.distance
             else:
                 index, distance = search(args.library, x, x, k + 1)
                 i, j, d = pairs_from_neighbours(index, distance, k)
             result = {"i": i, "j": j, "d": d}
         else:
-            if args.library == "ganaudit":
+            if args.library.startswith("ganaudit"):
                 from audit.metrics.neighbours import nearest
 
-                index, distance = nearest(data["queries"], data["references"], 1)
+                index, distance = nearest(data["queries"], data["references"], 1, fast=fast)
             else:
                 index, distance = search(args.library, data["queries"], data["references"], 1)
             result = {"index": index[:, 0], "d": distance[:, 0]}
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     np.savez(Path(args.dir) / f"{args.task}_{args.library}.npz", **result)
-    return {"seconds": seconds, "cpu_seconds": cpu,
+    path = ""
+    if args.library.startswith("ganaudit"):
+        from audit.metrics import neighbours_bf16
+
+        stats = neighbours_bf16.STATS
+        path = "bf16 prefilter: " + ", ".join(f"{v:,} {n}" for n, v in stats.items()) if stats else "float32"
+    return {"seconds": seconds, "cpu_seconds": cpu, "path": path,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -134,7 +146,12 @@ def agreement(task: str, library: str, workdir: str) -> str:
     ours, other = (np.load(Path(workdir) / f"{task}_{name}.npz") for name in ("ganaudit", library))
     if task == "pairs":
         same = np.array_equal(ours["i"], other["i"]) and np.array_equal(ours["j"], other["j"])
+        if same and library == "ganaudit-fp32":
+            same = np.array_equal(ours["d"], other["d"])
         return "same pairs" if same else f"pairs differ (max |d| gap {np.abs(ours['d'] - other['d']).max():.2e})"
+    if library == "ganaudit-fp32":  # the two paths: identical indices and float64 distances
+        identical = (ours["index"] == other["index"]) & (ours["d"] == other["d"])
+        return f"{identical.mean():.4%} identical (index and distance)"
     same = (ours["index"] == other["index"]) | (np.abs(ours["d"] - other["d"]) <= 1e-5)
     return f"{same.mean():.4%} same nearest"
 
@@ -171,8 +188,8 @@ def main() -> None:
                 ratio = "" if lib == "ganaudit" or ours is None else \
                     (f"  ganaudit {r['seconds'] / ours['seconds']:.2f}x faster (CPU time "
                      f"{r['cpu_seconds'] / ours['cpu_seconds']:.2f}x), {agreement(task, lib, workdir)}")
-                print(f"  {lib:9s} {r['seconds']:8.2f} s (CPU {r['cpu_seconds']:7.1f} s)   peak RSS "
-                      f"{r['peak_rss_gib']:.2f} GiB{ratio}")
+                print(f"  {lib:13s} {r['seconds']:8.2f} s (CPU {r['cpu_seconds']:7.1f} s)   peak RSS "
+                      f"{r['peak_rss_gib']:.2f} GiB{ratio}{'  [' + r['path'] + ']' if r['path'] else ''}")
 
 
 if __name__ == "__main__":

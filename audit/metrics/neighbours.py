@@ -12,16 +12,31 @@ Inputs are either float features (N, D) (any float dtype; computed in float32) o
 Euclidean, in the units of the input: for features, the feature units (for the annotator's
 L2-normalised embeddings, chord distance in [0, 2]); for uint8 images, **pixel values scaled to
 [0, 1]** (x / 255), so two images differing by one grey level in every one of d pixels are
-sqrt(d) / 255 apart. Images are computed on their integer values 0..255 and the distances
-divided by 255 at the end, so for d <= 258 pixels the squared distances are exact integers in
-float32.
+sqrt(d) / 255 apart. Images are computed on their integer values less 128 (-128..127; every row
+is shifted by one common vector, for features the mean of the first rows, which leaves distances
+unchanged and shrinks the norms rounding scales with) and the distances divided by 255 at the
+end, so for d <= 1024 values the float32 squared distances are exact integers.
 
-Scores come from one GEMM per block, d^2 = |q|^2 + |r|^2 - 2 q.r (torch, so the caller's
-``torch.set_num_threads`` sets the cores used). The returned distances are then recomputed
-directly as ||q - r|| in float64, so rounding in the GEMM can reorder only pairs whose float32
-squared distances differ by a few ulps. Ties are broken deterministically: among equal
-distances the lower index wins (for pairs: lower i, then lower j); results are sorted by
-(distance, index).
+Two paths give the same answers and differ in speed (``fast``: None picks, True / False force
+one; the module switch ``FAST`` sets the default):
+
+* float32 (``fast=False``): one GEMM per block, d^2 = |q|^2 + |r|^2 - 2 q.r (torch, so the
+  caller's ``torch.set_num_threads`` sets the cores used); each block keeps its k best by the
+  float32 score, and the returned distances are recomputed directly as ||q - r|| in float64, so
+  rounding in the GEMM can reorder only pairs whose squared distances differ by less than about
+  D 2^-24 (|q| + |r|)^2 (the one way the two paths can differ). The threshold count is exact:
+  entries within that bound of the threshold are recomputed in float64 (:func:`count_below`).
+* bfloat16 prefilter (``fast=True``; :mod:`audit.metrics.neighbours_bf16`, which holds the
+  error bound and its derivation): every block scored by a bf16 GEMM (4x the float32 rate on a CPU
+  with AVX512-BF16) with a rigorous per-row bound on its error; every entry that could beat the
+  k-th best exact distance, or fall on either side of the threshold, is rescored in float64, so
+  the answer is the float64 one. Blocks with too many such entries (near-duplicates) are scored
+  by the float32 GEMM instead, with its caveat. The default (None) takes it for searches of at
+  least 2^28 multiply-adds on a CPU with bf16 dot-product instructions (or where a timed bf16
+  GEMM is 2x faster than float32); never on other devices.
+
+Ties are broken deterministically: among equal distances the lower index wins (for pairs: lower
+i, then lower j); results are sorted by (distance, index).
 """
 
 from __future__ import annotations
@@ -37,6 +52,10 @@ BLOCK_ELEMENTS = 2**24
 BLOCK_ROWS = 1024
 #: rows recomputed exactly at a time (float64)
 REFINE_ROWS = 1024
+#: the default of ``fast`` (None: the faster path on this device, True: bf16 prefilter, False: float32)
+FAST: bool | None = None
+#: below this many multiply-adds the float32 path is taken when ``fast`` is None
+FAST_MIN_WORK = 2**28
 
 
 @dataclass(frozen=True)
@@ -73,11 +92,28 @@ def _dim(x: np.ndarray) -> int:
     return int(np.prod(x.shape[1:]))
 
 
-def _rows(x: np.ndarray, start: int, stop: int, device: str) -> torch.Tensor:
-    """Rows [start, stop) as a float32 (n, D) tensor (uint8 images: values 0..255, flattened)."""
+def shift_of(x) -> np.ndarray:
+    """The vector subtracted from every row before a GEMM (distances do not change, the norms
+    the rounding scales with do): 128 for uint8 images (values -128..127, exact in bf16), else
+    the float32 mean of the first 4,096 rows."""
+    if x.dtype == np.uint8:
+        return np.full(_dim(x), 128, dtype=np.float32)
+    first = np.asarray(x[:4096], dtype=np.float64).reshape(min(4096, x.shape[0]), -1)
+    return first.mean(0).astype(np.float32)
+
+
+def _rows(x: np.ndarray, start: int, stop: int, device: str, shift: np.ndarray,
+          out: np.ndarray | None = None) -> torch.Tensor:
+    """Rows [start, stop) less ``shift`` as a new float32 (n, D) tensor (or in ``out``, a float32
+    buffer of at least (n, D)), flattened; rounded once: float64 input is shifted in float64."""
     block = np.asarray(x[start:stop])
     block = block.reshape(block.shape[0], -1)
-    return torch.from_numpy(np.require(block, np.float32, ["C", "W"])).to(device)  # copies read-only memmaps
+    kind = np.float64 if block.dtype == np.float64 else np.float32
+    if out is None:
+        block = np.subtract(block, shift, dtype=kind).astype(np.float32, copy=False)
+    else:
+        block = np.subtract(block, shift, out=out[:block.shape[0]], dtype=kind, casting="same_kind")
+    return torch.from_numpy(block).to(device)
 
 
 def _view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -124,6 +160,50 @@ def _merge_rows(best_v, best_i, new_v, new_i, k):
     return v.gather(1, order), i.gather(1, order)
 
 
+def block_scores(x, a: int, b: int, y, c0: int, c1: int, device: str, shift, *, diagonal: bool = False,
+                 lower: torch.Tensor | None = None):
+    """One block of the float32 path (for the bf16 path's fallback): (|r|^2 - 2 q.r (B, W), |q|^2
+    (B, 1), the largest |r|) for rows [a, b) of ``x`` and rows [c0, c1) of ``y``, float32;
+    ``diagonal``: +inf where j <= i in the leading square (``lower``: its lower-triangle mask)."""
+    q, r = _rows(x, a, b, device, shift), _rows(y, c0, c1, device, shift)
+    score = torch.addmm(_squared_norms(r)[None, :], q, r.T, alpha=-2)
+    if diagonal:
+        score[:, :b - a].masked_fill_(lower[:b - a, :b - a], float("inf"))
+    return score, _squared_norms(q)[:, None], float(_squared_norms(r).max()) ** 0.5
+
+
+def count_below(score: torch.Tensor, offset: torch.Tensor, norms: torch.Tensor, col_norm: float,
+                threshold: float, x, a: int, c0: int) -> int:
+    """Pairs of one float32 block of ``x`` (rows from ``a``, columns from ``c0``) whose float64
+    distance is < ``threshold``, exactly: ``score`` + ``offset`` (B, 1) approximates d^2 (+inf
+    where excluded) within eps = ((D + 8) 2^-24 + 2^-22) 1.1 (|q| + |r|)^2 + 2^-23 t^2 (the float32
+    GEMM's accumulation, the norms' sums, float64 input rounded to float32, the float64
+    recomputation); entries below t^2 - eps are counted, those within eps of t^2 rescored.
+    ``norms``: (B,) float32 squared row norms; ``col_norm``: the largest column norm."""
+    t2 = (max(threshold, 0.0) / input_scale(x)) ** 2
+    reach = (norms.double().sqrt()[:, None] * 1.01 + col_norm * 1.01) ** 2
+    eps = ((_dim(x) + 8) * 2.0**-24 + 2.0**-22) * 1.1 * reach + 2.0**-23 * t2
+    centre = t2 - offset.double()
+    low = torch.nextafter((centre - eps).float(), torch.tensor(-float("inf")))
+    high = torch.nextafter((centre + eps).float(), torch.tensor(float("inf")))
+    sure = int(torch.count_nonzero(score < low))
+    rows, cols = np.nonzero(((score >= low) & (score <= high)).cpu().numpy())
+    if rows.size == 0:
+        return sure
+    return sure + int((_exact_distances(x, rows + a, x, cols + c0) < threshold).sum())
+
+
+def _use_fast(fast: bool | None, device, work: float) -> bool:
+    """Whether to take the bf16 prefilter: ``fast`` (or the module's FAST) when set, else on a
+    CPU where bf16 GEMMs are timed 2x faster than float32 and the search is large."""
+    fast = FAST if fast is None else fast
+    if fast is not None:
+        return bool(fast)
+    from audit.metrics import neighbours_bf16
+
+    return work >= FAST_MIN_WORK and neighbours_bf16.bf16_is_faster(device)
+
+
 def _exact_distances(x: np.ndarray, rows_a: np.ndarray, y: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
     """||x[rows_a] - y[rows_b]|| in float64, input units, computed REFINE_ROWS pairs at a time."""
     out = np.empty(rows_a.shape[0], dtype=np.float64)
@@ -135,7 +215,8 @@ def _exact_distances(x: np.ndarray, rows_a: np.ndarray, y: np.ndarray, rows_b: n
 
 
 def closest_pairs(x: np.ndarray, k: int, *, threshold: float | None = None, device: str = "cpu",
-                  block_elements: int = BLOCK_ELEMENTS, block_rows: int = BLOCK_ROWS) -> Pairs:
+                  block_elements: int = BLOCK_ELEMENTS, block_rows: int = BLOCK_ROWS,
+                  fast: bool | None = None) -> Pairs:
     """The ``k`` closest pairs (i < j) among the N rows of ``x`` (fewer if N(N-1)/2 < k).
 
     ``x``: float (N, D) features or uint8 (N, H, W, C) images (see the module docstring for
@@ -143,35 +224,45 @@ def closest_pairs(x: np.ndarray, k: int, *, threshold: float | None = None, devi
     Row blocks of ``block_rows`` are scored against the columns after their first row only (the
     upper triangle), column chunks sized so a block holds at most ``block_elements`` distances;
     each block keeps its rows' k smallest, and a running list keeps the k smallest overall.
-    Cost: N^2 D / 2 multiply-adds; memory: one block plus O(k * block_rows).
+    Cost: N^2 D / 2 multiply-adds; memory: one block plus O(k * block_rows). ``fast``: the path
+    (module docstring); both give the same answer.
     """
     check_vectors(x)
     if k < 1:
         raise ValueError(f"closest_pairs: k must be >= 1, got {k}")
     n, scale = x.shape[0], input_scale(x)
+    if n > 1 and _use_fast(fast, device, n * n * _dim(x) / 2):
+        from audit.metrics import neighbours_bf16
+
+        try:
+            i, j, distance, count = neighbours_bf16.closest_pairs(x, k, threshold, device, block_elements, block_rows)
+            return Pairs(i, j, distance, count)
+        except neighbours_bf16.Unsafe:  # values the bound does not cover: float32
+            pass
     t2 = None if threshold is None else (float(threshold) / scale) ** 2
     width = max(block_rows, block_elements // block_rows)
     best_v = np.zeros(0, np.float64)
     best_i = best_j = np.zeros(0, np.int64)
     count = 0
-    sq = torch.cat([_squared_norms(_rows(x, s, min(s + width, n), device)) for s in range(0, n, width)])
+    shift = shift_of(x)
+    sq = torch.cat([_squared_norms(_rows(x, s, min(s + width, n), device, shift)) for s in range(0, n, width)])
     # within the diagonal square of a block, keep j > i only
     lower = torch.ones(min(n, block_rows), min(n, block_rows), dtype=torch.bool, device=device).tril_()
     buffer = torch.empty(min(n, block_rows) * min(n, width), device=device)  # reused: no page faults per block
     for a in range(0, n - 1, block_rows):
         b = min(a + block_rows, n)
-        q = _rows(x, a, b, device)
+        q = _rows(x, a, b, device, shift)
         q_sq = sq[a:b, None]
         row_ids = torch.arange(a, b, device=device)[:, None]
         for c0 in range(a, n, width):
             c1 = min(c0 + width, n)
-            r = _rows(x, c0, c1, device)
+            r = _rows(x, c0, c1, device, shift)
             # |r|^2 - 2 q.r: d^2 less the row constant |q|^2, which no per-row choice needs
             score = torch.addmm(sq[None, c0:c1], q, r.T, alpha=-2, out=_view(buffer, b - a, c1 - c0))
             if c0 == a:  # the chunk starts on the diagonal
                 score[:, :b - a].masked_fill_(lower[:b - a, :b - a], float("inf"))
             if t2 is not None:
-                count += int(torch.count_nonzero(score < t2 - q_sq))
+                count += count_below(score, q_sq, q_sq[:, 0], float(sq[c0:c1].max()) ** 0.5, threshold, x, a, c0)
             v, jj = smallest_per_row(score, min(k, c1 - c0))
             finite = torch.isfinite(v)
             ii = row_ids.expand_as(jj)[finite].cpu().numpy()
@@ -188,7 +279,7 @@ def closest_pairs(x: np.ndarray, k: int, *, threshold: float | None = None, devi
 
 def nearest(queries: np.ndarray, references: np.ndarray, k: int = 1, *, device: str = "cpu",
             block_elements: int = BLOCK_ELEMENTS, block_rows: int = BLOCK_ROWS,
-            query_budget_bytes: int = 2**30) -> tuple[np.ndarray, np.ndarray]:
+            query_budget_bytes: int = 2**30, fast: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest references of every query: (indices int64 (Nq, k), distances float64
     (Nq, k)), each row sorted by (distance, reference index); k is capped at the references.
 
@@ -197,7 +288,8 @@ def nearest(queries: np.ndarray, references: np.ndarray, k: int = 1, *, device: 
     (a memmap of 160k images stays on disk); queries are converted to float32 once when they
     fit ``query_budget_bytes``, else block by block. Each (query block x reference chunk)
     GEMM scores |r|^2 - 2 q.r (|q|^2 is constant along a row); a running (Nq, k) list keeps
-    the best. Cost: Nq Nr D multiply-adds; memory: one block plus the queries.
+    the best. Cost: Nq Nr D multiply-adds; memory: one block plus the queries. ``fast``: the
+    path (module docstring); both give the same answer.
     """
     check_vectors(queries, "queries")
     check_vectors(references, "references")
@@ -208,19 +300,28 @@ def nearest(queries: np.ndarray, references: np.ndarray, k: int = 1, *, device: 
         raise ValueError(f"nearest: k must be >= 1, got {k}")
     nq, nr = queries.shape[0], references.shape[0]
     k = min(k, nr)
+    if _use_fast(fast, device, nq * nr * _dim(queries)):
+        from audit.metrics import neighbours_bf16
+
+        try:
+            return neighbours_bf16.nearest(queries, references, k, device, block_elements, block_rows,
+                                           query_budget_bytes)
+        except neighbours_bf16.Unsafe:  # values the bound does not cover: float32
+            pass
     width = max(block_rows, block_elements // block_rows)
     whole = 4 * nq * _dim(queries) <= query_budget_bytes
-    q_all = _rows(queries, 0, nq, device) if whole else None
+    shift = shift_of(references)
+    q_all = _rows(queries, 0, nq, device, shift) if whole else None
     buffer = torch.empty(min(nq, block_rows) * min(nr, width), device=device)
     best_v = torch.full((nq, k), float("inf"), device=device)
     best_i = torch.full((nq, k), -1, dtype=torch.int64, device=device)
     for c0 in range(0, nr, width):
         c1 = min(c0 + width, nr)
-        r = _rows(references, c0, c1, device)
+        r = _rows(references, c0, c1, device, shift)
         r_sq = _squared_norms(r)[None, :]
         for a in range(0, nq, block_rows):
             b = min(a + block_rows, nq)
-            q = q_all[a:b] if whole else _rows(queries, a, b, device)
+            q = q_all[a:b] if whole else _rows(queries, a, b, device, shift)
             score = torch.addmm(r_sq, q, r.T, alpha=-2, out=_view(buffer, b - a, c1 - c0))
             v, i = smallest_per_row(score, min(k, c1 - c0))
             best_v[a:b], best_i[a:b] = _merge_rows(best_v[a:b], best_i[a:b], v, i + c0, k)
