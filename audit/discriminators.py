@@ -21,8 +21,12 @@ meets a **ladder** of fresh discriminators of increasing capacity (capacity = pa
 :func:`audit.models.classifier.build_classifier` architecture with an optional ``width`` of the
 small CNN). Each is trained for a fixed budget of ``--steps`` AdamW steps (the diversity
 classifiers' one-cycle schedule, :func:`audit.models.classifier.train_classifier`; no
-augmentation, last weights) on balanced sets: real **train**-split images (label real) against
-as many GAN samples; its probabilities are Platt-scaled on real **val** images against other GAN samples;
+augmentation) on balanced sets: real **train**-split images (label real) against as many GAN
+samples; of the checkpoints along the budget it keeps the one of lowest cross-entropy on the
+**val** set (real val images against other GAN samples, ``SELECTION``), and its score is
+calibrated on the same val set twice: isotonic regression decides GAN or real for the accuracy
+test, Platt scaling gives the probabilities of the JS bound (``CALIBRATION``; TWO_SAMPLE.md,
+"Model selection" and "Calibration");
 it is scored on real **test** images against as many GAN samples that neither training nor
 calibration saw (the samples are split at random: :func:`split_samples`). ``--seeds`` seeds per
 rung; their calibrated probabilities are averaged (one ensemble discriminator per rung). The
@@ -57,6 +61,17 @@ ROLE_SPLIT, ROLE_FIT, ROLE_BOOT, ROLE_DEMO = 150, 151, 152, 153
 MIN_TEST, MIN_TRAIN = 10, 2
 #: training accuracy is measured on at most this many training images
 MAX_TRAIN_EVAL = 2000
+#: how each discriminator's weights are chosen among the checkpoints of its step budget (every
+#: ``steps // CHECKPOINTS`` steps and the last): ``val_loss``, the lowest val cross-entropy; ``last``, the
+#: last weights (before issue 15's blank must-show; kept for benchmarks/discriminators.py)
+SELECTION = "val_loss"
+SELECTIONS = ("val_loss", "last")
+#: checkpoints along the step budget that selection chooses from (every ``steps // CHECKPOINTS``)
+CHECKPOINTS = 10
+#: which calibration of each discriminator's score (both fitted on the val set) decides GAN or real
+#: for the accuracy test: ``isotonic`` or ``platt``; the JS bound always uses Platt's smooth
+#: probabilities (TWO_SAMPLE.md, "Calibration")
+CALIBRATION = "isotonic"
 LADDER_KEYS = {"arch", "width", "role"}
 
 
@@ -160,7 +175,8 @@ def balanced_sets(real: dict, samples: np.ndarray, seed: int, max_per_class: int
 
 def fit_rung(shared: dict, task: tuple) -> dict:
     """Train rung ``task[0]`` with seed index ``task[1]`` (a :func:`audit.runtime.parallel_map`
-    task): its val and test logits and its training accuracy."""
+    task): its val and test logits, its training accuracy and the step of the kept weights
+    (``recipe["selection"]``: :data:`SELECTIONS`)."""
     import torch
 
     from audit.models.classifier import predict_logits, train_classifier
@@ -172,36 +188,50 @@ def fit_rung(shared: dict, task: tuple) -> dict:
     torch.manual_seed(seed)
     model = build_rung(rung, train_x.shape[1:])
     lr = recipe["linear_lr"] if rung.arch == "linear" else recipe["lr"]
-    result = train_classifier(model, train_x, train_y, None, None, steps=recipe["steps"],
-                              batch_size=recipe["batch_size"], lr=lr, weight_decay=recipe["weight_decay"],
-                              seed=seed, device=recipe["device"])
+    if recipe["selection"] not in SELECTIONS:
+        raise ValueError(f"fit_rung: selection must be one of {SELECTIONS}, got {recipe['selection']!r}")
+    val = shared["sets"]["val"] if recipe["selection"] == "val_loss" else (None, None)
+    # patience = the budget: every checkpoint of the budget is a candidate (no early end)
+    result = train_classifier(model, train_x, train_y, *val, steps=recipe["steps"], batch_size=recipe["batch_size"],
+                              lr=lr, weight_decay=recipe["weight_decay"], seed=seed, device=recipe["device"],
+                              select="loss", patience=recipe["steps"],
+                              eval_every=max(1, recipe["steps"] // recipe["checkpoints"]))
     sub = np.random.default_rng(seed).permutation(train_y.size)[:MAX_TRAIN_EVAL]
     train_pred = predict_logits(result.model, train_x[sub], device=recipe["device"]).argmax(1).numpy()
     return {"val": predict_logits(result.model, shared["sets"]["val"][0], device=recipe["device"]).double().numpy(),
             "test": predict_logits(result.model, shared["sets"]["test"][0], device=recipe["device"]).double().numpy(),
-            "train_accuracy": float(np.mean(train_pred == train_y[sub])), "seconds": time.perf_counter() - start}
+            "train_accuracy": float(np.mean(train_pred == train_y[sub])), "selected_step": int(result.best_step),
+            "seconds": time.perf_counter() - start}
 
 
-def calibrated_prob_fake(val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray) -> tuple[np.ndarray, dict]:
-    """(P(GAN | x) on the test images after Platt scaling fitted on the val images, its
-    {slope, intercept}): :func:`audit.metrics.two_sample.platt_fit` on the logit difference."""
-    slope, intercept = ts.platt_fit(val_logits[:, 1] - val_logits[:, 0], val_y == 1)
-    return ts.platt_prob_fake(test_logits[:, 1] - test_logits[:, 0], slope, intercept), \
-        {"slope": slope, "intercept": intercept}
+def calibrated_prob_fake(val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray,
+                         decide_by: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(Platt's P(GAN | x) on the test images, the P(GAN | x) that decides, Platt's {slope,
+    intercept}), both calibrations fitted on the val images' logit difference: Platt
+    (:func:`audit.metrics.two_sample.platt_fit`, smooth: the JS bound's) and, for ``decide_by``
+    ``isotonic``, :func:`audit.metrics.two_sample.isotonic_prob_fake` (flat where the score
+    carries no information: the decisions'); ``platt``: Platt decides too."""
+    val_s, test_s = val_logits[:, 1] - val_logits[:, 0], test_logits[:, 1] - test_logits[:, 0]
+    slope, intercept = ts.platt_fit(val_s, val_y == 1)
+    platt = ts.platt_prob_fake(test_s, slope, intercept)
+    decide = ts.isotonic_prob_fake(val_s, val_y == 1, test_s) if decide_by == "isotonic" else platt
+    return platt, decide, {"slope": slope, "intercept": intercept}
 
 
 def run_ladder(sets: dict, rungs: list[Rung], recipe: dict, seeds: int, seed: int, workers: int,
-               n_boot: int, label: str = "") -> list[dict]:
+               n_boot: int, label: str = "", keep_probs: bool = False) -> list[dict]:
     """Every rung trained ``seeds`` times on ``sets`` (:func:`balanced_sets`), scored on the test
-    set: one record per rung (accuracy test, JS bound and their joint bootstrap intervals)."""
+    set: one record per rung (accuracy test, JS bound and their joint bootstrap intervals);
+    ``keep_probs``: each record also holds ``test_prob_fake``, the deciding ensemble (2n,) P(GAN | x) on
+    the test set in its order (real images, then the GAN samples; benchmarks only)."""
     from audit.runtime import parallel_map
 
     shape = sets["train"][0].shape[1:]
     tasks = [(i, s) for i in range(len(rungs)) for s in range(seeds)]
 
     def each(task, result):
-        print(f"{label}{rungs[task[0]].label} seed {task[1]}: train accuracy {result['train_accuracy']:.3f} "
-              f"({result['seconds']:.1f}s)", flush=True)
+        print(f"{label}{rungs[task[0]].label} seed {task[1]}: train accuracy {result['train_accuracy']:.3f}, "
+              f"weights of step {result['selected_step']} ({result['seconds']:.1f}s)", flush=True)
 
     shared = {"rungs": rungs, "sets": sets, "recipe": recipe, "seed": seed}
     fits = parallel_map(fit_rung, tasks, shared, workers, device=recipe["device"], each=each)
@@ -209,11 +239,12 @@ def run_ladder(sets: dict, rungs: list[Rung], recipe: dict, seeds: int, seed: in
     records = []
     for i, rung in enumerate(rungs):
         mine = [fit for (r, _), fit in zip(tasks, fits) if r == i]
-        calibrated = [calibrated_prob_fake(f["val"], sets["val"][1], f["test"]) for f in mine]
-        probs = np.stack([p for p, _ in calibrated])
+        calibrated = [calibrated_prob_fake(f["val"], sets["val"][1], f["test"], recipe["calibration"]) for f in mine]
+        probs, decide = np.stack([c[0] for c in calibrated]), np.stack([c[1] for c in calibrated])
         ensemble = probs.mean(axis=0)
-        test = ts.accuracy_test(ensemble, is_fake)
-        boot = ts.bootstrap_ladder_rung(probs, is_fake, n_boot, np.random.default_rng(run_seed(seed, ROLE_BOOT, i)))
+        test = ts.accuracy_test(decide.mean(axis=0), is_fake)
+        boot = ts.bootstrap_ladder_rung(probs, is_fake, n_boot, np.random.default_rng(run_seed(seed, ROLE_BOOT, i)),
+                                        decide)
         js = float(ts.js_lower_bound(ensemble, is_fake))
         records.append({
             "label": rung.label, "arch": rung.arch, "width": rung.width, "role": rung.role,
@@ -221,9 +252,10 @@ def run_ladder(sets: dict, rungs: list[Rung], recipe: dict, seeds: int, seed: in
             "cross_entropy": float(ts.cross_entropy(ensemble, is_fake)), "js_bound": max(0.0, js),
             "js_bound_unclipped": js, "js_interval": list(boot["js_interval"]),
             "js_replicates_above_zero": boot["js_replicates_above_zero"],
-            "seed_accuracies": [float(np.mean((p > 0.5) == is_fake)) for p in probs],
+            "seed_accuracies": [float(np.mean((p > 0.5) == is_fake)) for p in decide],
             "train_accuracies": [f["train_accuracy"] for f in mine],
-            "calibration": [c for _, c in calibrated]})
+            "selected_steps": [f["selected_step"] for f in mine], "calibration": [c[2] for c in calibrated],
+            **({"test_prob_fake": decide.mean(axis=0)} if keep_probs else {})})
     for record, adjusted in zip(records, ts.holm([r["p_value"] for r in records])):
         record["p_holm"] = float(adjusted)
     return records
@@ -255,7 +287,8 @@ def check_ladder_options(args) -> dict:
         raise AuditInputError(f"discriminators.alpha / weight_decay: alpha in (0, 1), weight_decay >= 0; got "
                               f"{args.alpha}, {args.weight_decay}")
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "linear_lr": args.linear_lr,
-            "weight_decay": args.weight_decay}
+            "weight_decay": args.weight_decay, "selection": SELECTION, "checkpoints": CHECKPOINTS,
+            "calibration": CALIBRATION}
 
 
 def real_splits(data) -> dict:
@@ -266,7 +299,7 @@ def real_splits(data) -> dict:
 
 
 def audit_gan(real: dict, samples: np.ndarray, rungs: list[Rung], recipe: dict, args, workers: int,
-              label: str = "") -> tuple[list[dict], dict]:
+              label: str = "", keep_probs: bool = False) -> tuple[list[dict], dict]:
     """(rung records, set sizes) of one image set against the ladder; records carry a ``reason``
     and no p-value when the sets are too small to test."""
     sizes = split_sizes({n: x.shape[0] for n, x in real.items()}, samples.shape[0], args.max_per_class)
@@ -276,7 +309,7 @@ def audit_gan(real: dict, samples: np.ndarray, rungs: list[Rung], recipe: dict, 
         return [{"label": r.label, "parameters": parameter_count(r, samples.shape[1:]), "p_value": None,
                  "reason": reason} for r in rungs], sizes
     sets = balanced_sets(real, samples, args.seed, args.max_per_class)
-    return run_ladder(sets, rungs, recipe, args.seeds, args.seed, workers, args.bootstrap, label), sizes
+    return run_ladder(sets, rungs, recipe, args.seeds, args.seed, workers, args.bootstrap, label, keep_probs), sizes
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
     python benchmarks/discriminators.py --study null --runs 20 --seeds 1   # ~25 min on a loaded machine
     python benchmarks/discriminators.py --study blank --runs 5
+    python benchmarks/discriminators.py --study blank --runs 5 --selection last   # before issue 15's fix
     python benchmarks/discriminators.py --study resampler --runs 5
 
 On digits (prepared as the default run prepares it), the default ladder and recipe
@@ -16,7 +17,11 @@ samples into train / val / test and a fresh order of the planted images (seed = 
 * ``blank``: 30% noise images (the planted ``blank`` generator's ``noise`` kind) among the pool
   images, each pool image once: the held-out accuracy against the Bayes limit 0.5 + f/2 of the
   test set's realised blank share f, the share of noise images called GAN, and of digits (real
-  and GAN alike) called GAN.
+  and GAN alike) called GAN; a rung "separates noise from digits" when it calls >= 95% of the
+  noise test images GAN (``SEPARATES``), and only such rungs are held to the issue's "within
+  0.03 of the limit".
+* ``--selection``: which weights each discriminator keeps (``audit.discriminators.SELECTIONS``):
+  the stage's lowest-val-cross-entropy checkpoint, or ``last`` (the rejected fixed recipe).
 * ``resampler``: the planted ``uniform`` control as the default run samples it (10,000 draws
   with replacement from the 359 pool images): a memoriser of the whole pool. Its rejection rate
   per rung shows why it is not a null of this test (TWO_SAMPLE.md, "The pool resampler").
@@ -39,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 #: the default ladder and recipe (rules/config.schema.yaml discriminators.*)
 LADDER = ('[{"arch": "linear"}, {"arch": "smallcnn", "width": 0.25}, {"arch": "smallcnn", "width": 0.5}, '
           '{"arch": "auto", "role": "annotator"}]')
-RECIPE = {"steps": 300, "batch_size": 32, "lr": 0.002, "linear_lr": 0.03, "weight_decay": 0.0005}
+RECIPE = {"steps": 300, "batch_size": 32, "lr": 0.002, "linear_lr": 0.03, "weight_decay": 0.0005,
+          "selection": "val_loss", "checkpoints": 10, "calibration": "isotonic"}
+#: a rung separates noise from digits when it calls at least this share of the noise test images GAN
+SEPARATES = 0.95
 
 
 def prepared_digits(folder):
@@ -73,18 +81,21 @@ def blank_without_copies(data, fraction: float, run: int) -> tuple[np.ndarray, n
 
 
 def ladder_args(run: int, steps: int = RECIPE["steps"], seeds: int = 2, bootstrap: int = 200,
-                max_per_class: int = 5000) -> SimpleNamespace:
+                max_per_class: int = 5000, selection: str = RECIPE["selection"],
+                checkpoints: int = RECIPE["checkpoints"], calibration: str = RECIPE["calibration"]) -> SimpleNamespace:
     """The stage's options for one run (seed = run)."""
     return SimpleNamespace(seed=run, seeds=seeds, bootstrap=bootstrap, max_per_class=max_per_class,
-                           recipe={**RECIPE, "steps": steps, "device": "cpu"})
+                           recipe={**RECIPE, "steps": steps, "selection": selection, "checkpoints": checkpoints, "calibration": calibration,
+                                   "device": "cpu"})
 
 
-def audit_run(data, samples: np.ndarray, args) -> list[dict]:
+def audit_run(data, samples: np.ndarray, args, keep_probs: bool = False) -> list[dict]:
     """The stage's rung records of one image set (:func:`audit.discriminators.audit_gan`)."""
     from audit import discriminators as disc
 
     rungs = disc.parse_ladder(LADDER, data.images.shape[1:])
-    records, _ = disc.audit_gan(disc.real_splits(data), samples, rungs, args.recipe, args, workers=1)
+    records, _ = disc.audit_gan(disc.real_splits(data), samples, rungs, args.recipe, args, workers=1,
+                                keep_probs=keep_probs)
     return records
 
 
@@ -105,7 +116,8 @@ def rejection_table(records: pd.DataFrame, alpha: float) -> pd.DataFrame:
 def flatten(run: int, records: list[dict], **extra) -> list[dict]:
     return [{"run": run, "label": r["label"], "parameters": r["parameters"], "accuracy": r["accuracy"],
              "p_value": r["p_value"], "p_holm": r["p_holm"], "js_bound": r["js_bound"],
-             "js_low": r["js_interval"][0], "js_high": r["js_interval"][1], **extra} for r in records]
+             "js_low": r["js_interval"][0], "js_high": r["js_interval"][1],
+             "selected_step": float(np.mean(r["selected_steps"])), **extra} for r in records]
 
 
 def main() -> None:
@@ -114,47 +126,77 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per rung (config: 2)")
+    parser.add_argument("--steps", type=int, default=RECIPE["steps"], help="step budget (config: 300)")
+    parser.add_argument("--selection", choices=("val_loss", "last"), default=RECIPE["selection"],
+                        help="which checkpoint each discriminator keeps (the stage: val_loss)")
+    parser.add_argument("--checkpoints", type=int, default=RECIPE["checkpoints"],
+                        help="checkpoints selection chooses from (the stage: audit.discriminators.CHECKPOINTS)")
+    parser.add_argument("--calibration", choices=("platt", "isotonic"), default=RECIPE["calibration"],
+                        help="how val calibrates each score (the stage: audit.discriminators.CALIBRATION)")
+    parser.add_argument("--first-run", type=int, default=0,
+                        help="seed of the first run (100 on: the runs that explored issue 15's options)")
     parser.add_argument("--out", help="write the per-run records here (.csv)")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)
+    options = {"seeds": args.seeds, "steps": args.steps, "selection": args.selection, "checkpoints": args.checkpoints,
+               "calibration": args.calibration}
     with tempfile.TemporaryDirectory() as folder:
         data = prepared_digits(folder)
         rows = []
-        for run in range(args.runs):
+        for run in range(args.first_run, args.first_run + args.runs):
             if args.study == "null":
-                rows += flatten(run, audit_run(data, exchangeable_null(data, run), ladder_args(run, seeds=args.seeds)))
+                rows += flatten(run, audit_run(data, exchangeable_null(data, run), ladder_args(run, **options)))
             elif args.study == "resampler":
                 from audit.gans import SamplerContext, make_sampler
 
                 sampler = make_sampler("uniform", {"type": "resample", "class_probs": "real"}, SamplerContext(data=data))
-                rows += flatten(run, audit_run(data, sampler.sample(10000, run).images, ladder_args(run, seeds=args.seeds)))
+                rows += flatten(run, audit_run(data, sampler.sample(10000, run).images, ladder_args(run, **options)))
             else:
                 images, is_blank = blank_without_copies(data, 0.3, run)
-                rows += blank_rows(run, data, images, is_blank, args.seeds)
+                rows += blank_rows(data, images, is_blank, ladder_args(run, **options))
             print(f"run {run} done", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)
     pd.set_option("display.width", 200)
     if args.study == "blank":
+        table["below_limit"] = table["bayes_limit"] - table["accuracy"]
         print(table.groupby(["label", "parameters"], sort=False).mean(numeric_only=True).drop(columns="run").to_string())
+        print(table.groupby(["label", "parameters"], sort=False)["below_limit"].agg(["min", "max"]).to_string())
     else:
         print(rejection_table(table, args.alpha).to_string(index=False))
 
 
-def blank_rows(run: int, data, images: np.ndarray, is_blank: np.ndarray, seeds: int) -> list[dict]:
-    """One blank run: the records plus the Bayes limit of the test set's realised blank share."""
+def blank_records(data, images: np.ndarray, is_blank: np.ndarray, args) -> tuple[list[dict], float]:
+    """(records, f_test) of one blank run (seed ``args.seed``): each record also holds the shares
+    of the test set's noise images, real digits and GAN digits the rung's ensemble calls GAN
+    (``noise_called_gan``, ``real_digits_called_gan``, ``gan_digits_called_gan``) and whether it
+    ``separates`` noise from digits; f_test is the test set's realised blank share."""
     from audit import discriminators as disc
 
-    args = ladder_args(run, seeds=seeds)
     sizes = disc.split_sizes({n: x.shape[0] for n, x in disc.real_splits(data).items()}, images.shape[0],
                              args.max_per_class)
-    test_rows = disc.split_samples(images.shape[0], sizes, run)["test"]
-    f_test = float(is_blank[test_rows].mean())
-    return flatten(run, audit_run(data, images, args), f_test=f_test, bayes_limit=0.5 + f_test / 2)
+    test_blank = is_blank[disc.split_samples(images.shape[0], sizes, args.seed)["test"]]
+    records = audit_run(data, images, args, keep_probs=True)
+    n = sizes["test"]
+    for record in records:  # the test set: n real images, then the n GAN samples in row order
+        called = record.pop("test_prob_fake") > 0.5
+        record.update(noise_called_gan=float(called[n:][test_blank].mean()),
+                      real_digits_called_gan=float(called[:n].mean()),
+                      gan_digits_called_gan=float(called[n:][~test_blank].mean()))
+        record["separates"] = record["noise_called_gan"] >= SEPARATES
+    return records, float(test_blank.mean())
+
+
+def blank_rows(data, images: np.ndarray, is_blank: np.ndarray, args) -> list[dict]:
+    """One blank run's table rows: the records plus the Bayes limit of the realised blank share."""
+    records, f_test = blank_records(data, images, is_blank, args)
+    keys = ("noise_called_gan", "real_digits_called_gan", "gan_digits_called_gan", "separates")
+    return [{**row, **{k: r[k] for k in keys}, "f_test": f_test, "bayes_limit": 0.5 + f_test / 2}
+            for row, r in zip(flatten(args.seed, records), records)]
 
 
 if __name__ == "__main__":

@@ -31,6 +31,65 @@ def test_width_one_is_the_default_small_cnn_bit_for_bit():
         build_classifier("resnet18", (64, 64, 3), 2, width=0.5)
 
 
+def test_selection_by_validation_loss_keeps_the_checkpoint_of_lowest_val_cross_entropy():
+    """train_classifier(select="loss") (the ladder's model selection) keeps the weights of the
+    validation with the lowest cross-entropy, even where a later one has a higher accuracy; the
+    default ("accuracy") is unchanged. Random labels on few images: the network overfits, so the
+    validation loss is not monotone and the two rules can disagree."""
+    import torch.nn.functional as F
+
+    from audit.models.classifier import build_classifier, predict_logits, train_classifier
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 2, 40)
+    vx, vy = rng.integers(0, 256, (30, 8, 8, 1), dtype=np.uint8), rng.integers(0, 2, 30)
+    kept = {}
+    for select in ("loss", "accuracy"):
+        torch.manual_seed(0)
+        result = train_classifier(build_classifier("smallcnn", (8, 8, 1), 2), x, y, vx, vy, steps=60, eval_every=5,
+                                  batch_size=8, lr=0.01, seed=3, select=select, patience=60)
+        losses = {r["step"]: r["val_loss"] for r in result.history}
+        assert len(losses) == 12  # every checkpoint of the budget was a candidate (no early end)
+        kept[select] = result.best_step
+        refit = float(F.cross_entropy(predict_logits(result.model, vx), torch.from_numpy(vy)))
+        assert refit == pytest.approx(losses[result.best_step], rel=1e-5)
+        if select == "loss":
+            assert result.best_step == min(losses, key=losses.get)
+        else:
+            best_acc = max(r["val_accuracy"] for r in result.history)
+            assert next(r for r in result.history if r["step"] == result.best_step)["val_accuracy"] == best_acc
+    assert kept["loss"] != kept["accuracy"]  # this case tells the two rules apart
+    with pytest.raises(ValueError, match="select"):
+        train_classifier(build_classifier("smallcnn", (8, 8, 1), 2), x, y, vx, vy, steps=2, select="auc")
+    with pytest.raises(ValueError, match="select"):
+        train_classifier(build_classifier("smallcnn", (8, 8, 1), 2), x, y, vx, vy, steps=2, select="auc")
+
+
+def test_isotonic_calibration_is_flat_where_the_scores_carry_no_information():
+    """The blank case in scores (as tests/test_two_sample.py's Platt test): 30% of the GAN's
+    images separable (scores near 8), every other score N(0, 1) noise. Isotonic calibration
+    (the ladder's) maps the uninformative scores to their class share, so every one is decided
+    'real' and accuracy reaches the Bayes limit 0.5 + 0.3/2 = 0.65 (within 3 SE, never above),
+    where Platt's sigmoid slopes through 1/2 and stays more than 3 SE below. Probabilities stay
+    inside [1/(N + 2), 1 - 1/(N + 2)] (finite cross-entropy)."""
+    from audit.metrics import two_sample as ts
+
+    n, row = 4000, np.arange(8000)
+    is_fake = row >= n  # the first 30% of the GAN's images are the separable ones
+    scores = np.random.default_rng(5).normal(0, 1, 2 * n) + 8.0 * (is_fake & (row < 1.3 * n))
+    half = row % 2 == 0  # fit on one half, score the other
+    iso = ts.isotonic_prob_fake(scores[half], is_fake[half], scores[~half])
+    slope, intercept = ts.platt_fit(scores[half], is_fake[half])
+    platt = ts.accuracy_test(ts.platt_prob_fake(scores[~half], slope, intercept), is_fake[~half])["accuracy"]
+    accuracy = ts.accuracy_test(iso, is_fake[~half])["accuracy"]
+    se = math.sqrt(0.65 * 0.35 / n)
+    assert 0.65 - 3 * se <= accuracy <= 0.65 + 3 * se
+    assert platt < accuracy - 3 * se
+    floor = 1 / (half.sum() + 2)
+    assert iso.min() >= floor - 1e-12 and iso.max() <= 1 - floor + 1e-12
+
+
 def test_the_ladder_grows_in_capacity():
     rungs = disc.parse_ladder(LADDER, (8, 8, 1))
     counts = [disc.parameter_count(r, (8, 8, 1)) for r in rungs]
@@ -99,8 +158,11 @@ def test_stage_flags_a_memoriser_of_ten_images_and_writes_its_verdict(tmp_path, 
     assert verdict["test"] == "discriminators.ladder" and verdict["state"] == "flagged"
     assert verdict["text"].startswith("told apart: by a 130-parameter logistic regression")
     assert [r["label"] for r in out["ladder"]] == ["logistic regression", "CNN x0.25", "CNN x0.5", "CNN"]
+    assert out["recipe"]["selection"] == "val_loss"
     for rung in out["ladder"]:
         assert rung["accuracy"] > 0.8 and rung["p_holm"] < 0.05 and rung["js_interval"][0] > 0
+        # weights kept at one of the budget's checkpoints (every 40 // 10 = 4 steps)
+        assert all(0 < step <= 40 and step % 4 == 0 for step in rung["selected_steps"])
         assert rung["n_test"] == 2 * out["images_per_class"]["test"]
     assert (tmp_path / "g.csv").stat().st_size > 0 and (tmp_path / "g.png").stat().st_size > 0
 
@@ -132,7 +194,7 @@ def test_stage_is_deterministic_for_a_seed(tmp_path, digits_prepared):
     assert results[0] == results[1]
 
 
-# --- planted truths (slow: whole ladders, ~60-90 s on an idle core) --------------------------
+# --- planted truths (slow: whole ladders, ~1-2 min on a loaded machine) ---------------------
 
 NULL_RUNS = 20
 NULL_STEPS = 100
@@ -158,27 +220,31 @@ def test_null_false_positive_rate_at_every_capacity(digits_prepared):
 
 
 @pytest.mark.slow
-def test_blank_noise_images_are_told_apart_without_beating_the_bayes_limit(digits_prepared):
+def test_blank_noise_images_reach_the_bayes_limit_at_every_capacity_that_separates_them(digits_prepared):
     """30% noise images among pool images (each pool image once, so nothing but the noise tells
-    them apart). With f the test set's realised blank share: no rung beats the Bayes limit
-    0.5 + f/2 by more than 3 binomial standard errors (beating it means the sets leak: the pool
-    resampler with replacement does, TWO_SAMPLE.md); every CNN reaches at least 0.5 + f/4 - 3 SE,
-    what a discriminator gets that calls every noise image a sample and guesses on the digits (a
-    CNN that misses noise images falls below it); every rung rejects after Holm and has a JS
-    bound whose interval is above 0. (The issue's "within 0.03 of 0.5 + f/2" is measured by
-    benchmarks/discriminators.py --study blank; README "Finite discriminators".)"""
+    them apart), the stage's default recipe (300 steps, 2 seeds per rung, weights of the lowest
+    val cross-entropy), run seed 0. With f the test set's realised blank share, the Bayes limit
+    is 0.5 + f/2 (noise always GAN, every digit real). Tolerances fixed before the run (issue
+    15): every CNN separates noise from digits (calls >= 95% of the noise test images GAN), and
+    every rung that separates them is within 0.03 below the limit; no rung beats the limit by
+    more than 3 binomial standard errors (beating it means the sets leak: the pool resampler
+    with replacement does, TWO_SAMPLE.md); every rung rejects after Holm and has a JS bound
+    whose interval is above 0. Fails if the networks guess on digits (the last-weights recipe:
+    0.04-0.06 below the limit on average) or miss noise images."""
+    from benchmarks.discriminators import SEPARATES, blank_records
+
     images, is_blank = blank_without_copies(digits_prepared, 0.3, 0)
-    args = ladder_args(0, steps=NULL_STEPS, seeds=2, bootstrap=200)
-    sizes = disc.split_sizes({n: digits_prepared.rows(n).size for n in ("train", "val", "test")}, len(images), 5000)
-    f_test = float(is_blank[disc.split_samples(len(images), sizes, 0)["test"]].mean())
+    records, f_test = blank_records(digits_prepared, images, is_blank, ladder_args(0, seeds=2, bootstrap=200))
     assert 0.2 < f_test < 0.4
     bayes = 0.5 + f_test / 2
-    for rung in audit_run(digits_prepared, images, args):
+    for rung in records:
         se = math.sqrt(bayes * (1 - bayes) / rung["n_test"])
         assert rung["accuracy"] <= bayes + 3 * se, (rung["label"], rung["accuracy"], bayes)
         assert rung["p_holm"] < 0.05 and rung["js_interval"][0] > 0, rung["label"]
         if rung["label"] != "logistic regression":
-            assert rung["accuracy"] >= 0.5 + f_test / 4 - 3 * se, (rung["label"], rung["accuracy"])
+            assert rung["noise_called_gan"] >= SEPARATES, (rung["label"], rung["noise_called_gan"])
+        if rung["noise_called_gan"] >= SEPARATES:
+            assert rung["accuracy"] >= bayes - 0.03, (rung["label"], rung["accuracy"], bayes)
 
 
 def test_demo_finding_speaks_only_where_a_rung_fails_and_the_birthday_test_succeeds(tmp_path):

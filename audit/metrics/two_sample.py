@@ -114,6 +114,23 @@ def platt_prob_fake(scores: np.ndarray, slope: float, intercept: float) -> np.nd
     return np.exp(-np.logaddexp(0.0, -logit))
 
 
+def isotonic_prob_fake(scores: np.ndarray, is_fake: np.ndarray, new_scores: np.ndarray) -> np.ndarray:
+    """(M,) P(GAN | x) of ``new_scores`` by isotonic regression (pool-adjacent-violators, Zadrozny
+    & Elkan 2002) of the (N,) calibration images' labels on their scores, balanced (each class
+    weighted 1/2), clipped to [1/(N + 2), 1 - 1/(N + 2)] so no held-out image costs infinite
+    cross-entropy. Unlike Platt's sigmoid it can be flat over a range of scores: where a
+    discriminator's scores carry no information (the blank case's digits) it returns their
+    class share instead of a slope through 1/2 (TWO_SAMPLE.md, "Calibration")."""
+    from sklearn.isotonic import IsotonicRegression
+
+    z = np.asarray(scores, dtype=np.float64)
+    label = np.asarray(is_fake, dtype=bool)
+    weights = np.where(label, 0.5 / max(1, label.sum()), 0.5 / max(1, (~label).sum()))
+    floor = 1.0 / (z.size + 2)
+    fit = IsotonicRegression(y_min=floor, y_max=1.0 - floor, out_of_bounds="clip").fit(z, label.astype(float), weights)
+    return fit.predict(np.asarray(new_scores, dtype=np.float64))
+
+
 def accuracy_test(prob_fake: np.ndarray, is_fake: np.ndarray) -> dict:
     """Held-out accuracy of the decisions ``prob_fake > 1/2`` and the one-sided exact binomial
     p-value P(Binomial(N, 1/2) >= correct) of H0 "the discriminator does no better than chance"."""
@@ -143,7 +160,7 @@ def critical_accuracy(n: int, alpha: float) -> float:
 
 
 def bootstrap_ladder_rung(seed_probs: np.ndarray, is_fake: np.ndarray, n_boot: int,
-                          rng: np.random.Generator) -> dict:
+                          rng: np.random.Generator, seed_decision_probs: np.ndarray | None = None) -> dict:
     """Joint bootstrap of one discriminator over its training seeds and the test images.
 
     ``seed_probs``: (S, N) calibrated P(GAN | x) of the S seeds' discriminators on the N test
@@ -152,10 +169,14 @@ def bootstrap_ladder_rung(seed_probs: np.ndarray, is_fake: np.ndarray, n_boot: i
     test images with replacement, and recomputes the ensemble's accuracy and log 2 - CE. Returns
     the 95% percentile intervals ``accuracy_interval`` and ``js_interval`` (unclipped bound),
     and ``js_replicates_above_zero`` (share of replicates with a positive bound).
+    ``seed_decision_probs`` (S, N), if given: the probabilities whose ensemble decides (> 1/2)
+    for the accuracy (the ladder decides by isotonic calibration and bounds JS by Platt's; both
+    resampled with the same seeds and images).
     """
     probs, label = _check(seed_probs, is_fake)
-    if probs.ndim != 2 or n_boot < 1:
-        raise ValueError("bootstrap_ladder_rung: need (S, N) probabilities and n_boot >= 1")
+    decide = probs if seed_decision_probs is None else _check(seed_decision_probs, is_fake)[0]
+    if probs.ndim != 2 or n_boot < 1 or decide.shape != probs.shape:
+        raise ValueError("bootstrap_ladder_rung: need (S, N) probabilities (both alike) and n_boot >= 1")
     n_seeds = probs.shape[0]
     fake_rows, real_rows = np.flatnonzero(label), np.flatnonzero(~label)
     acc, js = np.empty(n_boot), np.empty(n_boot)
@@ -163,7 +184,8 @@ def bootstrap_ladder_rung(seed_probs: np.ndarray, is_fake: np.ndarray, n_boot: i
         seeds = rng.integers(0, n_seeds, n_seeds)
         rows = np.concatenate([rng.choice(real_rows, real_rows.size), rng.choice(fake_rows, fake_rows.size)])
         ensemble = probs[seeds][:, rows].mean(axis=0)
-        acc[b] = balanced_mean(((ensemble > 0.5) == label[rows]).astype(np.float64), label[rows])
+        decided = decide[seeds][:, rows].mean(axis=0) > 0.5
+        acc[b] = balanced_mean((decided == label[rows]).astype(np.float64), label[rows])
         js[b] = js_lower_bound(ensemble, label[rows])
     return {"accuracy_interval": percentile_interval(acc, LEVEL), "js_interval": percentile_interval(js, LEVEL),
             "js_replicates_above_zero": float(np.mean(js > 0))}

@@ -112,6 +112,7 @@ def train_classifier(
     progress: bool = False,
     steps: int | None = None,
     eval_every: int | None = None,
+    select: str = "accuracy",
 ) -> TrainResult:
     """AdamW with a cosine schedule; keeps the weights of the best validation epoch.
 
@@ -125,7 +126,14 @@ def train_classifier(
     then runs every ``eval_every`` steps (default ``max(1, steps // 10)``) and after the last
     step, ``patience`` counts validations rather than epochs, history records carry ``step``,
     and :attr:`TrainResult.best_step` is the step of the kept weights.
+
+    ``select``: what "better" means. ``"accuracy"`` (the default): higher validation accuracy,
+    ties by lower loss. ``"loss"``: lower validation cross-entropy alone (the discriminators'
+    ladder, whose two classes can be partly indistinguishable, so accuracy is flat where the
+    loss still sees overfitting; audit/metrics/TWO_SAMPLE.md, "Model selection").
     """
+    if select not in ("accuracy", "loss"):
+        raise ValueError(f"train_classifier: select must be 'accuracy' or 'loss', got {select!r}")
     if (epochs is None) == (steps is None):
         raise ValueError("train_classifier: give exactly one of epochs or steps")
     if steps is not None and (steps < 1 or train_images.shape[0] < 2):
@@ -149,7 +157,8 @@ def train_classifier(
         val_loss = float(F.cross_entropy(logits, val_labels_t))
         val_acc = float((logits.argmax(1) == val_labels_t).float().mean())
         record.update(val_loss=val_loss, val_accuracy=val_acc)
-        if (val_acc, -val_loss) > (best[0], -best[1]):
+        better = (val_acc, -val_loss) > (best[0], -best[1]) if select == "accuracy" else val_loss < best[1]
+        if better:
             best, since_best = (val_acc, val_loss), 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best_epoch, best_step = when, (step if steps is not None else None)
