@@ -365,9 +365,7 @@ def birthday_support(vectors, calibration: dict, repeats: int, n_boot: int, alph
     n = vectors.shape[0]
     thresholds = {int(s): float(v["threshold"]) for s, v in calibration["rule"]["thresholds"].items() if int(s) <= n}
     counts, _ = bd.search_draws(vectors, dict(sorted(thresholds.items())), repeats, 1, seed, device=device)
-    table = bd.per_size_table(counts, n_boot, seed)
-    verdict = bd.birthday_verdict(table, calibration["quantile"], alpha, "", n)
-    head = bd.summarise(counts, table, bool(verdict.rejected), n_boot, seed, n)
+    _, head, verdict = bd.estimate_from_counts(counts, calibration["quantile"], alpha, n_boot, seed, n)
     return {"support_text": head["text"], "support_kind": head["kind"], "support_estimate": head["estimate"],
             "support_low": head["low"], "support_high": head["high"], "support_bound": head["bound"],
             "birthday_p_value": verdict.p_value, "birthday_rejected": verdict.rejected}
