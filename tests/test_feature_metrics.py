@@ -284,7 +284,7 @@ def test_per_class_memoriser_refuses_k(digits_prepared):
 
 # --- the stage ------------------------------------------------------------------------------------
 
-def write_inputs(tmp_path, rng, n_real=200, n_gan=500, d=16, k=10, gan_shift=0.0):
+def write_inputs(tmp_path, rng, n_real=200, n_gan=500, d=16, k=10, gan_shift=0.0, n_pool=150):
     def feats(n, shift):
         x = rng.normal(size=(n, d)) + shift
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
@@ -295,14 +295,16 @@ def write_inputs(tmp_path, rng, n_real=200, n_gan=500, d=16, k=10, gan_shift=0.0
 
     np.save(tmp_path / "real.npy", feats(n_real, 0.0))
     np.save(tmp_path / "gan.npy", feats(n_gan, gan_shift))
+    np.save(tmp_path / "pool.npy", feats(n_pool, 0.0))
     table(n_real).to_csv(tmp_path / "test.csv", index=False)
     table(n_gan).to_csv(tmp_path / "labels.csv", index=False)
 
 
-def stage_args(tmp_path, out="out", **overrides):
+def stage_args(tmp_path, out="out", reference=True, **overrides):
     options = {"k": 5, "kid-subsets": 10, "kid-subset-size": 1000, "bootstrap": 20, "permutations": 20,
                "alpha": 0.05, "seed": 0, "threads": 1, **overrides}
-    args = ["--name", "g", "--real-features", str(tmp_path / "real.npy"), "--features", str(tmp_path / "gan.npy"),
+    args = ["--real-reference", str(tmp_path / "pool.npy")] if reference else []
+    args += ["--name", "g", "--real-features", str(tmp_path / "real.npy"), "--features", str(tmp_path / "gan.npy"),
             "--labels", str(tmp_path / "labels.csv"), "--annotator-test", str(tmp_path / "test.csv"),
             "--out-json", str(tmp_path / f"{out}.json"), "--out-png", str(tmp_path / f"{out}.png")]
     for key, value in options.items():
@@ -318,7 +320,9 @@ def test_stage_writes_every_metric_and_one_verdict_deterministically(tmp_path):
     feature_metrics.main(stage_args(tmp_path, "b"))
     a, b = (json.loads((tmp_path / f"{o}.json").read_text()) for o in ("a", "b"))
     assert a == b
-    assert a["n_same"] == 100 and a["fd"]["n"] == [100, 100] and a["prdc"]["n"] == [100, 100]
+    # m = min(500 GAN, 200 test, 150 pool) rows of the GAN and of the pool, each against all 200 test rows
+    assert a["n_same"] == 150 and a["fd"]["n"] == [150, 200] and a["prdc"]["n"] == [150, 200]
+    assert a["reference"] == a["fd"]["reference"] == "real pool images" and a["kid"]["real_vs_real_n"] == [150, 200]
     assert a["fd"]["full"] > 0 and a["fd"]["n_full"] == [500, 200]
     (verdict,) = a["verdicts"]
     assert verdict["test"] == "feature_metrics.fd" and verdict["p_value"] == a["fd"]["p_value"]
@@ -327,8 +331,44 @@ def test_stage_writes_every_metric_and_one_verdict_deterministically(tmp_path):
     assert (tmp_path / "a.png").stat().st_size > 10_000
 
 
+def test_real_vs_real_is_the_pool_against_every_test_row_and_the_gan_never_meets_the_pool(tmp_path):
+    """The design of "Same N" in FEATURE_METRICS.md, recomputed from the arrays: GAN value =
+    metric(G, T) and real-vs-real = metric(R, T) with T every test row, G and R the stage's m-row
+    subsamples of the GAN and of the pool. Fails if the stage halves the test split, compares
+    the GAN with the pool, or draws R and G at different sizes."""
+    from audit import feature_metrics
+
+    write_inputs(tmp_path, np.random.default_rng(19), n_real=120, n_gan=300, n_pool=90)
+    feature_metrics.main(stage_args(tmp_path, "p"))
+    result = json.loads((tmp_path / "p.json").read_text())
+    test, gan, pool = (np.load(tmp_path / f"{name}.npy").astype(np.float64) for name in ("real", "gan", "pool"))
+    g_rows, r_rows = feature_metrics.same_size_rows(300, 120, 90, seed=0)
+    assert len(g_rows) == len(r_rows) == 90 and len(set(g_rows)) == 90
+    assert result["prdc"]["gan"] == prdc.prdc(test, gan[g_rows], 5)
+    assert result["prdc"]["real_vs_real"] == prdc.prdc(test, pool[r_rows], 5)
+    assert result["fd"]["value"] == frechet.frechet_distance(gan[g_rows], test)
+    assert result["fd"]["real_vs_real"] == frechet.frechet_distance(pool[r_rows], test)
+    assert result["vendi"]["real"] == vendi.vendi_score(pool[r_rows])
+
+
+def test_without_a_reference_the_test_split_is_halved_as_the_api_does(tmp_path):
+    """The API has one real set: without --real-reference the stage keeps the halves design
+    (m = min(n_gan, n_test // 2) a side) and says so."""
+    from audit import feature_metrics
+
+    write_inputs(tmp_path, np.random.default_rng(20))
+    feature_metrics.main(stage_args(tmp_path, "h", reference=False))
+    result = json.loads((tmp_path / "h.json").read_text())
+    assert result["n_same"] == 100 and result["fd"]["n"] == [100, 100] and result["prdc"]["n"] == [100, 100]
+    assert result["reference"] == "other real test images"
+    assert "100 other real test images" in result["verdicts"][0]["hypothesis"]
+
+
 @pytest.mark.parametrize("change, fragments", [
     ("width", ("gan.npy", "width 8", "real.npy")),
+    ("pool_width", ("pool.npy", "width 8", "real.npy")),
+    ("small_pool", ("pool.npy", "5 real rows", "feature_metrics.k")),
+    ("small_test", ("real.npy", "5 real rows", "feature_metrics.k")),
     ("columns", ("labels.csv", "p_0")),
     ("rows", ("labels.csv", "rows")),
     ("small", ("real.npy", "feature_metrics.k")),
@@ -339,8 +379,11 @@ def test_stage_rejects_bad_inputs_with_one_line(tmp_path, capsys, change, fragme
 
     rng = np.random.default_rng(16)
     write_inputs(tmp_path, rng)
-    if change == "width":
-        np.save(tmp_path / "gan.npy", rng.normal(size=(500, 8)).astype(np.float32))
+    if change in ("width", "pool_width"):
+        np.save(tmp_path / ("gan.npy" if change == "width" else "pool.npy"), rng.normal(size=(500, 8)).astype(np.float32))
+    elif change in ("small_pool", "small_test"):
+        which = "pool.npy" if change == "small_pool" else "real.npy"
+        np.save(tmp_path / which, np.load(tmp_path / which)[:5])
     elif change == "columns":
         pd.DataFrame({"row": [0, 1], "q_0": [1, 0]}).to_csv(tmp_path / "labels.csv", index=False)
     elif change == "rows":
@@ -351,7 +394,8 @@ def test_stage_rejects_bad_inputs_with_one_line(tmp_path, capsys, change, fragme
         gan = np.load(tmp_path / "gan.npy")
         gan[3, 2] = np.nan
         np.save(tmp_path / "gan.npy", gan)
-    assert_cli_error(feature_metrics.main, stage_args(tmp_path), capsys, *fragments)
+    # "small": the halves design (no pool) needs n_test // 2 > k
+    assert_cli_error(feature_metrics.main, stage_args(tmp_path, reference=change != "small"), capsys, *fragments)
 
 
 def test_too_few_gan_samples_give_an_undefined_verdict_not_a_number(tmp_path):
@@ -366,6 +410,7 @@ def test_too_few_gan_samples_give_an_undefined_verdict_not_a_number(tmp_path):
     feature_metrics.main(stage_args(tmp_path, "u"))
     result = json.loads((tmp_path / "u.json").read_text())
     assert "fd" not in result and "prdc" not in result and "k = 5" in result["undefined"]
+    assert "min(n_gan, n_test, n_pool) = 2" in result["undefined"]
     (verdict,) = result["verdicts"]
     assert verdict["p_value"] is None and verdict["state"] == "undefined" and verdict["reason"] == result["undefined"]
     assert (tmp_path / "u.png").stat().st_size > 0
@@ -388,6 +433,7 @@ def test_report_says_the_score_is_fooled_only_where_the_numbers_show_it(tmp_path
     text = feature_metrics_section(["g", "fooled"], {"g": honest, "fooled": fooled})
     assert "Where the inception-style score is fooled: <b>fooled</b>" in text and "<b>g</b>:" not in text
     assert "FD (annotator features)" in text and text.count("FID") == 1 and "none of these numbers is an FID" in text
+    assert "with 200 real test images" in text and "150\nreal pool images against the same test images" in text
     fooled["prdc"]["gan"]["coverage"] = 0.6 * fooled["prdc"]["real_vs_real"]["coverage"]  # not below half
     assert "fooled:" not in feature_metrics_section(["fooled"], {"fooled": fooled})
     columns = feature_metric_columns(honest)

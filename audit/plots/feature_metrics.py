@@ -41,7 +41,8 @@ def plot_feature_metrics(result: dict, path) -> None:
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         ax.margins(x=0.35)
-    fig.suptitle(f"{result['gan']}: metrics on annotator features (d = {result['d']}). Grey: real test images against "
-                 "real test images at the same N (the inception-style score: of the real test split)", fontsize=10)
+    fig.suptitle(f"{result['gan']}: metrics on annotator features (d = {result['d']}). Grey: {result['reference']} "
+                 "against the same real test images at the same N (the inception-style score: of the real test split)",
+                 fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

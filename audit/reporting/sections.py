@@ -107,8 +107,8 @@ def feature_metrics_section(gans: list[str], results: dict) -> str:
 k = {first['prdc']['k']}, closed balls) and the Vendi score, on the annotator's {first['d']}-d penultimate-layer
 features, L2-normalised: ImageNet Inception weights cannot be downloaded offline and know nothing of this domain, so
 none of these numbers is an FID or comparable with a published one. FD, PRDC and Vendi compare {first['n_same']} GAN
-samples with real test images, beside the same metric for real against real (the perfect-generator value at that
-N); the FD test is a permutation test (error rate in audit/metrics/FEATURE_METRICS.md).</p>
+samples with {first['fd']['n'][1]} real test images, beside the same metric for {first['n_same']}
+{first['reference']} against the same test images (the perfect-generator value at those sizes); the FD test is a permutation test (error rate in audit/metrics/FEATURE_METRICS.md).</p>
 {table(pd.DataFrame(rows))}{verdict}"""
 
 
