@@ -214,33 +214,39 @@ def _probabilities(probs, name: str) -> np.ndarray:
 def feature_metrics(real, fake, real_probs, fake_probs, *, k: int | None = None, kid_subsets: int | None = None,
                     kid_subset_size: int | None = None, bootstrap: int | None = None,
                     permutations: int | None = None, alpha: float | None = None,
-                    seed: int | None = None) -> FeatureMetrics:
+                    seed: int | None = None, reference=None) -> FeatureMetrics:
     """The metrics peer tools print, as the ``feature_metrics`` stage computes them
     (:func:`audit.feature_metrics.audit_features`), each beside the real-vs-real value at the
     same sample size (``details``).
 
     real : (T, d) float features of real held-out images; fake : (N, d) the GAN samples'.
     real_probs, fake_probs : (T', K), (N, K) class probabilities (the inception-style score).
-    FD, precision / recall / density / coverage and Vendi compare m = min(N, T // 2) GAN rows
-    with one half of the real rows (the other half gives the real-vs-real value); KID uses every
-    row. Options (None: feature_metrics.* of the default config): ``k`` neighbours, KID subsets
-    and their size, bootstrap replicates of the intervals, FD permutations and ``alpha``.
+    reference : (P, d) features of other real held-out images (the run's pool split), or None.
+    With ``reference`` (as the stage runs): FD, precision / recall / density / coverage and Vendi
+    compare m = min(N, T, P) GAN rows with every real row, and m reference rows with the same real
+    rows give the real-vs-real value; KID uses every row. Without: m = min(N, T // 2) GAN rows
+    against one half of the real rows, the other half giving the real-vs-real value. Options
+    (None: feature_metrics.* of the default config): ``k`` neighbours, KID subsets and their
+    size, bootstrap replicates of the intervals, FD permutations and ``alpha``.
     """
-    from audit.feature_metrics import audit_features
+    from audit.feature_metrics import audit_features, same_n
 
     real, fake = _features(real, fake)
+    reference = _reference(reference, real)
     real_probs, fake_probs = _probabilities(real_probs, "real_probs"), _probabilities(fake_probs, "fake_probs")
     if fake_probs.shape[0] != fake.shape[0] or real_probs.shape[1] != fake_probs.shape[1]:
         raise AuditInputError(f"fake_probs: shape {fake_probs.shape}, expected ({fake.shape[0]}, K) with the K of "
                               f"real_probs {real_probs.shape}")
     options = _fill("feature_metrics", {"k": k, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size,
                                         "bootstrap": bootstrap, "permutations": permutations, "alpha": alpha})
-    if min(fake.shape[0], real.shape[0] // 2) <= options["k"]:
-        raise AuditInputError(f"real: m = min({fake.shape[0]}, {real.shape[0]} // 2) rows a side; k = {options['k']} "
-                              "needs m > k")
+    m = same_n(fake.shape[0], real.shape[0], None if reference is None else reference.shape[0])
+    if m <= options["k"]:
+        raise AuditInputError(f"real: m = {m} rows a side (GAN, real{'' if reference is None else ', reference'}); "
+                              f"k = {options['k']} needs m > k")
     result = audit_features(real, fake, real_probs, fake_probs, k=options["k"], kid_subsets=options["kid_subsets"],
                             kid_subset_size=options["kid_subset_size"], n_bootstrap=options["bootstrap"],
-                            n_permutations=options["permutations"], alpha=options["alpha"], seed=_seed(seed))
+                            n_permutations=options["permutations"], alpha=options["alpha"], seed=_seed(seed),
+                            reference=reference)
     fd, kid, score, prdc, vendi = (result[key] for key in ("fd", "kid", "inception_score", "prdc", "vendi"))
     verdict = _verdict(result["verdicts"][0])
     same_n = f"at N = {result['n_same']} a side; real vs real in details"
@@ -259,23 +265,35 @@ def feature_metrics(real, fake, real_probs, fake_probs, *, k: int | None = None,
         details=result)
 
 
+def _reference(reference, real: np.ndarray) -> np.ndarray | None:
+    """The optional (P, d) real reference set, checked against ``real``'s width."""
+    if reference is None:
+        return None
+    reference = _array(reference, "reference", 2, min_rows=2)
+    _same_width("real", real, "reference", reference)
+    return reference
+
+
 def frechet_distance(real, fake, *, bootstrap: int | None = None, permutations: int | None = None,
-                     alpha: float | None = None, seed: int | None = None) -> Result:
+                     alpha: float | None = None, seed: int | None = None, reference=None) -> Result:
     """FD between (T, d) ``real`` and (N, d) ``fake`` float features as the feature_metrics
-    stage reports it: at m = min(N, T // 2) rows a side (GAN subsample vs one real half), with a
-    recentred bootstrap interval, the real-vs-real value (the other half) and the permutation
-    test's verdict (:func:`audit.feature_metrics.frechet_section`, ``frechet_verdict``).
-    ``details["full"]``: FD on every row, the number a peer tool prints on these features."""
-    from audit.feature_metrics import frechet_section, frechet_verdict, same_size_sets
+    stage reports it, with a recentred bootstrap interval, the real-vs-real value at the same N
+    and the permutation test's verdict (:func:`audit.feature_metrics.frechet_section`,
+    ``frechet_verdict``). With ``reference`` ((P, d) other real held-out features, the run's pool
+    split, as the stage runs): m = min(N, T, P) GAN rows and m reference rows, each against every
+    real row; without: m = min(N, T // 2) GAN rows against one real half, the other half giving
+    the real-vs-real value. ``details["full"]``: FD on every row, the number a peer tool prints."""
+    from audit.feature_metrics import comparison_sets, frechet_section, frechet_verdict, same_n
 
     real, fake = _features(real, fake)
-    if min(fake.shape[0], real.shape[0] // 2) < 2:
-        raise AuditInputError(f"real: {real.shape[0]} rows; FD needs >= 4 real rows (two halves of >= 2)")
+    reference = _reference(reference, real)
+    if same_n(fake.shape[0], real.shape[0], None if reference is None else reference.shape[0]) < 2:
+        raise AuditInputError(f"real: {real.shape[0]} rows; FD needs >= 2 rows a side (without a reference: "
+                              ">= 4 real rows, two halves of >= 2)")
     options = _fill("feature_metrics", {"bootstrap": bootstrap, "permutations": permutations, "alpha": alpha})
     seed = _seed(seed)
-    rows = same_size_sets(fake.shape[0], real.shape[0], seed)
-    g, t1, t2 = (np.asarray(a[r], dtype=np.float64) for a, r in zip((fake, real, real), rows))
-    fd = frechet_section(g, t1, t2, real, fake, options["bootstrap"], options["permutations"], seed)
+    g, r, t, _, design = comparison_sets(real, fake, reference, seed)
+    fd = frechet_section(g, r, t, real, fake, options["bootstrap"], options["permutations"], seed, design)
     verdict = frechet_verdict(fd, options["alpha"])
     return Result("fd", fd["value"], _interval(fd["interval"]), verdict.method, verdict, fd)
 

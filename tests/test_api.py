@@ -108,6 +108,28 @@ def test_stages_print_the_apis_numbers_on_the_same_files(docs, tmp_path):
                                     permutations=50, seed=0)
     assert fd_alone.value == stage["fd"]["value"] and fd_alone.verdict.to_json() == stage["verdicts"][0]
 
+    # with the pool split as the real-vs-real reference, as the workflow runs the stage
+    np.save(tmp_path / "pool.npy", pixels(data.subset("pool")[0]).astype(np.float32))
+    fm_stage.main(["--name", "memoriser", "--real-features", str(tmp_path / "real.npy"),
+                   "--real-reference", str(tmp_path / "pool.npy"),
+                   "--features", str(tmp_path / "fake.npy"), "--labels", str(tmp_path / "labels.csv"),
+                   "--annotator-test", str(tmp_path / "test.csv"), "--k", "5", "--kid-subsets", "20",
+                   "--kid-subset-size", "1000", "--bootstrap", "50", "--permutations", "50", "--alpha", "0.05",
+                   "--seed", "0", "--threads", "1", "--out-json", str(tmp_path / "fm_pool.json"),
+                   "--out-png", str(tmp_path / "fm_pool.png")])
+    pooled = json.loads((tmp_path / "fm_pool.json").read_text())
+    assert pooled["reference"] == "real pool images" and pooled["fd"]["value"] != stage["fd"]["value"]
+    reference = np.load(tmp_path / "pool.npy")
+    fd_pool = api.frechet_distance(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"), bootstrap=50,
+                                   permutations=50, seed=0, reference=reference)
+    assert fd_pool.value == pooled["fd"]["value"] and fd_pool.verdict.to_json() == pooled["verdicts"][0]
+    ours = api.feature_metrics(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"),
+                               pd.read_csv(tmp_path / "test.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
+                               pd.read_csv(tmp_path / "labels.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
+                               kid_subsets=20, bootstrap=50, permutations=50, seed=0, reference=reference)
+    assert {k: getattr(ours, k).value for k in ("precision", "recall", "density", "coverage")} == pooled["prdc"]["gan"]
+    assert ours.kid.value == pooled["kid"]["value"] and ours.details["prdc"] == pooled["prdc"]
+
 
 def test_options_default_to_the_packaged_config():
     """An option left out is the default config.yaml's value (the schema's where config.yaml is
@@ -138,6 +160,8 @@ def test_import_never_loads_snakemake():
     (lambda: api.class_skew([0, 1], [0.9, 0.9], [0, 1], [0, 1], [0.9, 0.9], np.full(10, 0.2)),
      "reference: must be a class distribution"),
     (lambda: api.frechet_distance(np.zeros((10, 3)), np.zeros((10, 4))), "fake: rows of shape (4,), real has (3,)"),
+    (lambda: api.frechet_distance(np.zeros((10, 3)), np.zeros((10, 3)), reference=np.zeros((10, 4))),
+     "reference: rows of shape (4,), real has (3,)"),
     (lambda: api.vendi_score(np.array([[np.nan, 1.0]])), "features: expected finite numbers"),
     (lambda: api.covariance_spectrum(np.zeros((5, 2, 2, 1)), np.zeros((5, 2, 2, 1), np.uint8),
                                      np.zeros((5, 2, 2, 1), np.uint8)), "real: expected uint8 images"),

@@ -240,7 +240,8 @@ def test_api_reproduces_the_runs_skew_and_fd(installed_run):
         options = config["feature_metrics"]
         fd = api.frechet_distance(np.load(out / "features" / "real_test.npy"), np.load(out / "features" / f"{gan}.npy"),
                                   bootstrap=options["bootstrap"], permutations=options["permutations"],
-                                  alpha=options["alpha"], seed=config["seed"])
+                                  alpha=options["alpha"], seed=config["seed"],
+                                  reference=np.load(out / "features" / "real_pool.npy"))
         assert fd.value == fm_stage["fd"]["value"] and list(fd.interval) == fm_stage["fd"]["interval"], gan
         assert fd.verdict.p_value == fm_stage["fd"]["p_value"], gan
         # and the figures summary.csv prints for this GAN (CSV text: equal to 1e-12, far below any shown digit)
