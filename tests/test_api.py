@@ -88,16 +88,21 @@ def test_stages_print_the_apis_numbers_on_the_same_files(docs, tmp_path):
     pixels = docs["pixels"]
     np.save(tmp_path / "real.npy", pixels(docs["test_x"]).astype(np.float32))
     np.save(tmp_path / "fake.npy", pixels(docs["fake"]).astype(np.float32))
-    fm_stage.main(["--name", "memoriser", "--real-features", str(tmp_path / "real.npy"),
-                   "--features", str(tmp_path / "fake.npy"), "--labels", str(tmp_path / "labels.csv"),
-                   "--annotator-test", str(tmp_path / "test.csv"), "--k", "5", "--kid-subsets", "20",
-                   "--kid-subset-size", "1000", "--bootstrap", "50", "--permutations", "50", "--alpha", "0.05",
-                   "--seed", "0", "--threads", "1", "--out-json", str(tmp_path / "fm.json"),
-                   "--out-png", str(tmp_path / "fm.png")])
-    stage = json.loads((tmp_path / "fm.json").read_text())
-    ours = api.feature_metrics(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"),
-                               pd.read_csv(tmp_path / "test.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
-                               pd.read_csv(tmp_path / "labels.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
+
+    def run_stage(name: str, *extra: str) -> dict:
+        """The feature_metrics stage on the files above with the API calls' options."""
+        fm_stage.main(["--name", "memoriser", "--real-features", str(tmp_path / "real.npy"), *extra,
+                       "--features", str(tmp_path / "fake.npy"), "--labels", str(tmp_path / "labels.csv"),
+                       "--annotator-test", str(tmp_path / "test.csv"), "--k", "5", "--kid-subsets", "20",
+                       "--kid-subset-size", "1000", "--bootstrap", "50", "--permutations", "50", "--alpha", "0.05",
+                       "--seed", "0", "--threads", "1", "--out-json", str(tmp_path / f"{name}.json"),
+                       "--out-png", str(tmp_path / f"{name}.png")])
+        return json.loads((tmp_path / f"{name}.json").read_text())
+
+    stage = run_stage("fm")
+    probabilities = [pd.read_csv(tmp_path / f"{name}.csv")[[f"p_{k}" for k in range(10)]].to_numpy()
+                     for name in ("test", "labels")]
+    ours = api.feature_metrics(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"), *probabilities,
                                kid_subsets=20, bootstrap=50, permutations=50, seed=0)
     assert (ours.fd.value, list(ours.fd.interval), ours.fd.verdict.p_value) == (
         stage["fd"]["value"], stage["fd"]["interval"], stage["fd"]["p_value"])
@@ -110,22 +115,13 @@ def test_stages_print_the_apis_numbers_on_the_same_files(docs, tmp_path):
 
     # with the pool split as the real-vs-real reference, as the workflow runs the stage
     np.save(tmp_path / "pool.npy", pixels(data.subset("pool")[0]).astype(np.float32))
-    fm_stage.main(["--name", "memoriser", "--real-features", str(tmp_path / "real.npy"),
-                   "--real-reference", str(tmp_path / "pool.npy"),
-                   "--features", str(tmp_path / "fake.npy"), "--labels", str(tmp_path / "labels.csv"),
-                   "--annotator-test", str(tmp_path / "test.csv"), "--k", "5", "--kid-subsets", "20",
-                   "--kid-subset-size", "1000", "--bootstrap", "50", "--permutations", "50", "--alpha", "0.05",
-                   "--seed", "0", "--threads", "1", "--out-json", str(tmp_path / "fm_pool.json"),
-                   "--out-png", str(tmp_path / "fm_pool.png")])
-    pooled = json.loads((tmp_path / "fm_pool.json").read_text())
+    pooled = run_stage("fm_pool", "--real-reference", str(tmp_path / "pool.npy"))
     assert pooled["reference"] == "real pool images" and pooled["fd"]["value"] != stage["fd"]["value"]
     reference = np.load(tmp_path / "pool.npy")
     fd_pool = api.frechet_distance(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"), bootstrap=50,
                                    permutations=50, seed=0, reference=reference)
     assert fd_pool.value == pooled["fd"]["value"] and fd_pool.verdict.to_json() == pooled["verdicts"][0]
-    ours = api.feature_metrics(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"),
-                               pd.read_csv(tmp_path / "test.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
-                               pd.read_csv(tmp_path / "labels.csv")[[f"p_{k}" for k in range(10)]].to_numpy(),
+    ours = api.feature_metrics(np.load(tmp_path / "real.npy"), np.load(tmp_path / "fake.npy"), *probabilities,
                                kid_subsets=20, bootstrap=50, permutations=50, seed=0, reference=reference)
     assert {k: getattr(ours, k).value for k in ("precision", "recall", "density", "coverage")} == pooled["prdc"]["gan"]
     assert ours.kid.value == pooled["kid"]["value"] and ours.details["prdc"] == pooled["prdc"]
