@@ -41,11 +41,13 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audit import discriminators as stage  # noqa: E402  (after the path: the stage's recipe constants)
+
 #: the default ladder and recipe (rules/config.schema.yaml discriminators.*)
 LADDER = ('[{"arch": "linear"}, {"arch": "smallcnn", "width": 0.25}, {"arch": "smallcnn", "width": 0.5}, '
           '{"arch": "auto", "role": "annotator"}]')
 RECIPE = {"steps": 300, "batch_size": 32, "lr": 0.002, "linear_lr": 0.03, "weight_decay": 0.0005,
-          "selection": "val_loss", "checkpoints": 10, "calibration": "isotonic"}
+          "selection": stage.SELECTION, "checkpoints": stage.CHECKPOINTS, "calibration": stage.CALIBRATION}
 #: a rung separates noise from digits when it calls at least this share of the noise test images GAN
 SEPARATES = 0.95
 
@@ -127,7 +129,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per rung (config: 2)")
     parser.add_argument("--steps", type=int, default=RECIPE["steps"], help="step budget (config: 300)")
-    parser.add_argument("--selection", choices=("val_loss", "last"), default=RECIPE["selection"],
+    parser.add_argument("--selection", choices=stage.SELECTIONS, default=RECIPE["selection"],
                         help="which checkpoint each discriminator keeps (the stage: val_loss)")
     parser.add_argument("--checkpoints", type=int, default=RECIPE["checkpoints"],
                         help="checkpoints selection chooses from (the stage: audit.discriminators.CHECKPOINTS)")
