@@ -12,6 +12,7 @@ in one mapping (PyYAML keeps the last one, silently).
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ REPLACED_KEYS = ("gans",)
 #: GAN types that read a file or folder named by ``path``: checked when the config is
 #: (a missing path or a symlink loop would otherwise stop Snakemake's DAG building)
 PATH_TYPES = {"folder": True, "array": False, "torchscript": False}  # type -> path is a directory
+#: the verdict table's Monte Carlo tests: (stage, key of the number of draws behind its p-value)
+MONTE_CARLO_DRAWS = (("skew", "null_draws"), ("feature_metrics", "permutations"), ("spectrum", "null_draws"))
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -159,6 +162,9 @@ def semantic_error(config: dict) -> str | None:
     splits = config["dataset"]["splits"]
     if abs(sum(splits.values()) - 1) > 1e-6:
         return f"dataset.splits: fractions must sum to 1, got {sum(splits.values()):g}"
+    problem = monte_carlo_floor_error(config)
+    if problem:
+        return problem
     for name, spec in config["gans"].items():
         if spec["type"] in PATH_TYPES:
             from audit.gans.external import existing_path
@@ -167,6 +173,24 @@ def semantic_error(config: dict) -> str | None:
                 existing_path(name, spec, directory=PATH_TYPES[spec["type"]])
             except AuditInputError as err:
                 return str(err)
+    return None
+
+
+def monte_carlo_floor_error(config: dict) -> str | None:
+    """A Monte Carlo test whose smallest p-value, 1 / (1 + draws), could not pass the first step
+    of the verdict table's Holm adjustment (level alpha / number of columns): in a row where no
+    other test rejects, it could never be flagged."""
+    from audit.reporting.verdicts import COLUMNS
+
+    for stage, key in MONTE_CARLO_DRAWS:
+        section = config.get(stage) or {}
+        if key not in section or "alpha" not in section:
+            continue
+        draws, level = section[key], section["alpha"] / len(COLUMNS)
+        if 1 / (1 + draws) >= level:
+            return (f"{stage}.{key}: {draws} draws cannot give a p-value below {stage}.alpha / {len(COLUMNS)} = "
+                    f"{level:g}, the first level of the verdict table's Holm adjustment over {len(COLUMNS)} "
+                    f"columns; use at least {math.floor(1 / level)}")
     return None
 
 

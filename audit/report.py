@@ -21,6 +21,7 @@ in the HTML so the file can be mailed or archived alone.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from audit.reporting import sections
 from audit.reporting.captions import load_captions, render
 from audit.reporting.html import esc, figure, page, verdict_table
 from audit.reporting.modes import mode_columns, modes_section, skipped_section
-from audit.reporting.verdicts import build_row, column_of, columns_of, text_table, verdict_of
+from audit.reporting.verdicts import build_row, column_of, columns_of, recovered_text, text_table, verdict_of
 
 
 SPECTRUM_COLUMNS = {"effective_rank_gan": "spectrum_effective_rank", "kept_directions": "spectrum_kept_directions",
@@ -108,6 +109,21 @@ def support_columns(support: dict, memorisation: dict) -> dict:
             **{f"real_copy_fraction_{s}": r["real_copy_fraction"] for s, r in copies.items()},
             "memorisation_p_value": memorisation["verdicts"][0]["p_value"],
             "memorisation_verdict": memorisation["verdicts"][0]["text"]}
+
+
+def table_columns(row) -> dict:
+    """The verdict table's cells of one GAN as summary.csv columns: ``table_<column>`` (the cell's
+    words, decided on the row's Holm-adjusted p-value) and ``table_<column>_p_holm``; the
+    columns named after a stage (``corrected_verdict``, ``support_verdict``, ...) are each test
+    decided alone."""
+    out = {}
+    for title, cell in row.cells.items():
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+        out[f"table_{slug}"] = cell["text"]
+        out[f"table_{slug}_p_holm"] = cell["p_value"]
+    if row.planted:
+        out["table_planted_truth"] = recovered_text(row)
+    return out
 
 
 #: per-GAN inputs: flag -> what each of its files is (one file per name of --gans, same order)
@@ -218,15 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     diversity, features, support = results["diversity"], results["feature_metrics"], results["support"]
     memorisation, modes = results["memorisation"], results["modes"]
 
-    summary = pd.DataFrame([{**summary_row(g, skews[g], truths[g], spectra[g], diversity.get(g)),
-                             **(feature_metric_columns(features[g]) if features else {}),
-                             **(support_columns(support[g], memorisation[g]) if support and memorisation else {}),
-                             **(mode_columns(modes[g]) if modes else {})} for g in gans])
-    save_table(args.out_csv, summary)
-
     stage_results = [flag for flag in results if flag != "truths"]
     rows = [build_row(g, truths[g].get("type", ""), [results[flag][g] for flag in stage_results if g in results[flag]],
                       truths[g], _real_distribution(skews)) for g in gans]
+    summary = pd.DataFrame([{**summary_row(g, skews[g], truths[g], spectra[g], diversity.get(g)),
+                             **(feature_metric_columns(features[g]) if features else {}),
+                             **(support_columns(support[g], memorisation[g]) if support and memorisation else {}),
+                             **(mode_columns(modes[g]) if modes else {}),
+                             **table_columns(row)} for g, row in zip(gans, rows)])
+    save_table(args.out_csv, summary)
     params = {"diversity": {"seeds": len(d["seeds"]), "threshold": d["confidence_threshold"],
                             "holdout": d["recipe"].get("holdout", 0)} for d in list(diversity.values())[:1]}
     accuracy = annotator["test_accuracy"]

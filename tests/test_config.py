@@ -30,6 +30,10 @@ def broken(edit):
     # issue 11.10: one sample passed the schema and failed at the spectrum stage, after three stages
     (lambda c: c["samples"].update(n=1), "samples.n: 1 is less than the minimum of 2 (the smallest N every stage "
                                          "can use: a covariance spectrum needs 2 samples)"),
+    # a Monte Carlo p-value floor above the first Holm level alpha / 8 could never be flagged in the table
+    (lambda c: c["spectrum"].update(null_draws=50), "spectrum.null_draws: 50 draws cannot give a p-value below "
+                                                    "spectrum.alpha / 8 = 0.00625"),
+    (lambda c: c["feature_metrics"].update(permutations=159, alpha=0.05), "feature_metrics.permutations: 159 draws"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, edit, expected):
     """One line naming config.yaml and the key, exit status 2 (issue 11.11: it was 1), no job."""

@@ -104,14 +104,21 @@ def test_summary_and_report(finished_run):
     # the verdict table printed when a run ends: one block per GAN, and every planted control with
     # a large planted effect recovered by the tests that must see it (skewed: class skew; memoriser
     # and one_per_class: support size and diversity; dropmodes: class skew, its missing classes
-    # named). uniform's "consistent" is a 5%-level test: its error rate is measured in
-    # tests/test_calibration_skew.py, not asserted from one run.
+    # named). uniform's "consistent" is a 5%-level test (Holm over its row): its error rate is
+    # measured in tests/test_calibration_skew.py and tests/test_verdict.py, not asserted from one run.
     verdicts = (workdir / "results/digits/verdicts.txt").read_text()
     blocks = {block.split(" ")[0]: block for block in verdicts.split("\n") if block and not block.startswith(" ")}
     assert list(blocks) == list(config["gans"]), verdicts
     for gan in ("skewed", "memoriser", "dropmodes", "one_per_class"):
         assert blocks[gan].endswith(": recovered"), verdicts
     assert "classes missing" in verdicts.split("dropmodes (")[1].split("class skew")[1].split("\n")[0], verdicts
+    # the table's cells are the row's Holm-adjusted decisions: never below the test's own p-value,
+    # and flagged exactly when the adjusted value is below the level
+    for gan, row in summary.set_index("gan").iterrows():
+        own = {v["test"]: v for v in skew(workdir, gan)["verdicts"]}["skew.corrected"]
+        assert own["p_value"] <= row["table_class_skew_p_holm"] <= 1, gan
+        flagged = row["table_class_skew_p_holm"] < own["alpha"]
+        assert row["table_class_skew"].startswith(own["finding"] if flagged else own["null_finding"]), (gan, row)
 
 
 def test_rerun_is_a_no_op_and_deletion_reruns_only_downstream(finished_run):

@@ -118,12 +118,6 @@ def test_critical_accuracy_is_the_smallest_rejecting_accuracy():
         assert ts.binomial_p_value(crit, n) < 0.05 <= ts.binomial_p_value(crit - 1, n)
 
 
-def test_holm_by_hand():
-    adjusted = ts.holm([0.01, 0.04, 0.03, 0.005])
-    # sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 -> max(0.06, 0.04)
-    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
-
-
 def rung(label, parameters, p, accuracy=0.6):
     return {"label": label, "parameters": parameters, "p_value": p, "accuracy": accuracy,
             "accuracy_interval": [accuracy - 0.05, accuracy + 0.05]}

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from audit.metrics.bootstrap import percentile_interval
-from audit.metrics.verdict import Verdict
+from audit.metrics.verdict import Verdict, holm
 
 LOG2 = math.log(2.0)
 #: probabilities are clipped to [EPS, 1 - EPS] before the logarithm (a confident mistake costs
@@ -189,19 +189,6 @@ def bootstrap_ladder_rung(seed_probs: np.ndarray, is_fake: np.ndarray, n_boot: i
         js[b] = js_lower_bound(ensemble, label[rows])
     return {"accuracy_interval": percentile_interval(acc, LEVEL), "js_interval": percentile_interval(js, LEVEL),
             "js_replicates_above_zero": float(np.mean(js > 0))}
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control, any dependence)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def format_parameters(n: int) -> str:

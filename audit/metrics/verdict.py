@@ -10,7 +10,7 @@ reported as "consistent with", never as proof.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -84,3 +84,43 @@ def empirical_p_value(observed: float, null: np.ndarray) -> float:
     if null.size == 0 or np.isnan(observed) or np.isnan(null).any():
         raise ValueError("empirical_p_value: need a statistic and at least one null draw, none NaN")
     return float((1 + np.count_nonzero(null >= observed)) / (1 + null.size))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family, shape (m,) -> (m,): rejecting where the
+    adjusted value is below alpha keeps the family-wise error rate at most alpha under any
+    dependence between the tests (Holm 1979)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjust_family(verdicts: list[dict]) -> list[dict]:
+    """The verdicts of one family (JSON dicts, :meth:`Verdict.to_json`) decided together.
+
+    Each dict comes back with ``p_single`` (its own p-value, as the stage wrote it) and
+    ``p_value`` replaced by the Holm-adjusted value over the family's defined p-values; its
+    ``rejected``, ``state`` and ``text`` are decided on the adjusted value at its own ``alpha``.
+    With a common alpha, the chance that any test of the family flags a true H0 is then at most
+    alpha, where deciding each test alone would allow up to the sum of their levels. Undefined
+    verdicts (p-value None) are not part of the family and come back unchanged.
+    """
+    defined = [i for i, v in enumerate(verdicts) if v["p_value"] is not None]
+    adjusted = dict(zip(defined, holm([verdicts[i]["p_value"] for i in defined])))
+    names = {f.name for f in fields(Verdict)}
+    out = []
+    for i, verdict in enumerate(verdicts):
+        if i not in adjusted:
+            out.append(dict(verdict, p_single=None))
+            continue
+        decided = Verdict(**{**{k: v for k, v in verdict.items() if k in names},
+                             "interval": verdict.get("interval") and tuple(verdict["interval"]),
+                             "p_value": float(adjusted[i])}).to_json()
+        out.append({**verdict, **decided, "p_single": verdict["p_value"]})
+    return out

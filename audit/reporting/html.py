@@ -102,7 +102,10 @@ def verdict_table(rows: list[Row]) -> str:
               '<span style="background:#dafbe1">not flagged: consistent with H0</span>'
               '<span style="background:#f6f8fa">undefined: the test could not run</span> '
               "Each cell is a test with a stated error rate (hover for its null hypothesis); "
-              "not flagged means the test found no evidence, not that the GAN is proven right.</p>")
+              "not flagged means the test found no evidence, not that the GAN is proven right. "
+              "A row's cells are decided together (Holm's adjustment over its tests, the adjusted p-value "
+              "shown after the test's own): a GAN that learned the distribution gets any flag with "
+              "probability at most the tests' level.</p>")
     return (f'<table class="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
             + legend)
 

@@ -205,16 +205,19 @@ held-out images; temperature {annotator['temperature']:.3f} fitted on the val sp
 {fmt(annotator['ece_before_calibration'])} before, {fmt(annotator['ece_after_calibration'])} after). Its penultimate
 layer is the feature space of the support, memorisation and feature metrics. Each verdict is a test with its level
 and p-value; a planted control is a generator whose answer is known, and "recovered" says the tests found it.
-Every test's method and measured error rates are in audit/metrics/*.md.</p>
+The verdict table decides each row's tests together, by Holm's adjustment over the row, so that a GAN that learned
+the distribution is flagged anywhere in its row with probability at most the level; each GAN's own list below gives
+every test decided alone. Every test's method and measured error rates are in audit/metrics/*.md.</p>
 <p>What each test can and cannot see:</p><ul>{limits}</ul>"""
 
 
 def verdict_list(verdicts: list[dict], column_of) -> str:
-    """Every verdict of one GAN (column, test, result, p-value at its level), then, folded, each
-    test's null hypothesis and method."""
+    """Every verdict of one GAN, each test decided alone (column, test, result, p-value at its
+    level; the verdict table adjusts a row's headline tests together), then, folded, each test's
+    null hypothesis and method."""
     if not verdicts:
         return ""
-    rows = [{"column": column_of(v), "test": v["test"], "result": v["text"],
+    rows = [{"column": column_of(v), "test": v["test"], "result (this test alone)": v["text"],
              "p": p_text(v) or "undefined", "level": v["alpha"]} for v in verdicts]
     methods = "".join(f"<li><b>{esc(v['test'])}</b>: H0: {esc(v['hypothesis'])}. {esc(v.get('method', ''))}"
                       f"{'. ' + esc(v['reason']) if v.get('reason') else ''}</li>" for v in verdicts)

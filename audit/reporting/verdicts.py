@@ -5,7 +5,10 @@ dicts) under ``"verdicts"`` in its JSON. A column gathers the verdicts of one st
 of ``test`` before the dot); its cell shows the *headline* verdict, fixed in advance per column
 (:data:`HEADLINE_TESTS`; else the one marked ``extra["headline"]``, else the first) so that
 the table never picks whichever of several tests happened to reject, and the others are
-listed beside it in the per-GAN section. Planted controls are compared with
+listed beside it in the per-GAN section. A row's cells are decided together: Holm's
+adjustment over its headline tests (:func:`audit.metrics.verdict.adjust_family`), so that a
+GAN that learned the distribution gets a flagged cell with probability at most alpha, not
+up to the sum of every column's level (README "Reading the report"). Planted controls are compared with
 what they planted: each planted type states which columns must flag it and which must not
 (:func:`planted_expectations`), so the table says "recovered" or "not recovered" in words.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from audit.metrics.verdict import adjust_family
 
 #: the column of each stage's verdicts, in table order (other stages follow, in order of appearance)
 COLUMN_OF_STAGE = {"skew": "class skew", "modes": "modes", "diversity": "diversity", "support": "support size",
@@ -114,16 +119,25 @@ def build_row(gan: str, kind: str, results: list[dict], truth: dict,
     for verdict in verdicts:
         by_title.setdefault(column_of(verdict), []).append(verdict)
     planted, expected = planted_expectations(truth, real_distribution)
-    return Row(gan=gan, kind=kind, cells={t: headline(vs) for t, vs in by_title.items()}, verdicts=verdicts,
+    titles = list(by_title)
+    cells = adjust_family([headline(by_title[t]) for t in titles])
+    return Row(gan=gan, kind=kind, cells=dict(zip(titles, cells)), verdicts=verdicts,
                planted=planted, expected=expected)
 
 
 def p_text(verdict: dict) -> str:
-    """``p = 0.003`` (two significant figures, ``p < 0.001`` below that); empty when undefined."""
-    p = verdict.get("p_value")
+    """``p = 0.003`` (two significant figures, ``p < 0.001`` below that); empty when undefined.
+    A table cell, adjusted over its row, shows its own p-value, then the adjusted one when it
+    differs: ``p = 0.034, Holm 0.27``."""
+    def fmt(p: float) -> str:
+        return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+    p, single = verdict.get("p_value"), verdict.get("p_single")
     if p is None:
         return ""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    if single is None or fmt(single) == fmt(p):
+        return "p " + (fmt(p) if p < 0.001 else "= " + fmt(p))
+    return "p " + (fmt(single) if single < 0.001 else "= " + fmt(single)) + f", Holm {fmt(p)}"
 
 
 def recovered_text(row: Row) -> str:
