@@ -239,7 +239,7 @@ def fit_temperature(logits: torch.Tensor, labels: np.ndarray) -> float:
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
