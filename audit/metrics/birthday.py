@@ -36,7 +36,7 @@ The method note ``SUPPORT.md`` gives the measured error rates and the rejected a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -380,9 +380,7 @@ def estimate_from_counts(counts: dict[int, np.ndarray], quantile: float, alpha: 
     headline (:func:`summarise`) is an estimate only where the test rejects (more duplicates
     than real draws hold at rate ``quantile``), else a lower bound; the verdict carries it."""
     table = per_size_table(counts, n_boot, seed)
-    rejected = bool(birthday_verdict(table, quantile, alpha, "", n_samples).rejected)
-    head = summarise(counts, table, rejected, n_boot, seed, n_samples)
+    verdict = birthday_verdict(table, quantile, alpha, "", n_samples)
+    head = summarise(counts, table, bool(verdict.rejected), n_boot, seed, n_samples)
     interval = (head["low"], head["high"]) if head["kind"] == "estimate" else None
-    verdict = birthday_verdict(table, quantile, alpha, head["text"], n_samples, estimate=head["estimate"],
-                               interval=interval)
-    return table, head, verdict
+    return table, head, replace(verdict, key_number=head["text"], estimate=head["estimate"], interval=interval)
