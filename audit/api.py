@@ -249,19 +249,20 @@ def feature_metrics(real, fake, real_probs, fake_probs, *, k: int | None = None,
                             reference=reference)
     fd, kid, score, prdc, vendi = (result[key] for key in ("fd", "kid", "inception_score", "prdc", "vendi"))
     verdict = _verdict(result["verdicts"][0])
-    same_n = f"at N = {result['n_same']} a side; real vs real in details"
+    at_n = f"at N = {fd['n'][0]} vs {fd['n'][1]} test rows; real vs real in details"
     return FeatureMetrics(
         fd=Result("fd", fd["value"], _interval(fd["interval"]), f"{verdict.method}; interval: recentred bootstrap "
-                  f"({fd['bootstrap']} replicates) {same_n}", verdict, fd),
+                  f"({fd['bootstrap']} replicates) {at_n}", verdict, fd),
         kid=Result("kid", kid["value"], None, f"KID, {kid['subsets']} subsets of {kid['subset_size']}, cubic "
                    "polynomial kernel; no interval (details: std over subsets)", None, kid),
         inception_score=Result("inception_score", score["value"], _interval(score["interval"]),
                                "exp(mean KL(p(y|x) || p(y))) on the whole set; recentred bootstrap interval", None, score),
-        **{name: Result(name, prdc["gan"][name], None, f"{name} with k = {prdc['k']} (Naeem et al. 2020) {same_n}; "
+        **{name: Result(name, prdc["gan"][name], None, f"{name} with k = {prdc['k']} (Naeem et al. 2020) {at_n}; "
                         "no interval", None, {"value": prdc["gan"][name], "real_vs_real": prdc["real_vs_real"][name],
                                               "n": prdc["n"], "k": prdc["k"]})
            for name in ("precision", "recall", "density", "coverage")},
-        vendi=Result("vendi", vendi["value"], None, f"Vendi score, cosine similarity {same_n}; no interval", None, vendi),
+        vendi=Result("vendi", vendi["value"], None, f"Vendi score, cosine similarity, at N = {vendi['n']} (the real value at the same N in details); "
+                     "no interval", None, vendi),
         details=result)
 
 
