@@ -62,8 +62,6 @@ def test_selection_by_validation_loss_keeps_the_checkpoint_of_lowest_val_cross_e
     assert kept["loss"] != kept["accuracy"]  # this case tells the two rules apart
     with pytest.raises(ValueError, match="select"):
         train_classifier(build_classifier("smallcnn", (8, 8, 1), 2), x, y, vx, vy, steps=2, select="auc")
-    with pytest.raises(ValueError, match="select"):
-        train_classifier(build_classifier("smallcnn", (8, 8, 1), 2), x, y, vx, vy, steps=2, select="auc")
 
 
 def test_isotonic_calibration_is_flat_where_the_scores_carry_no_information():
