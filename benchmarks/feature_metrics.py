@@ -126,6 +126,7 @@ def bench_calibration(args) -> None:
     sys.path.insert(0, str(ROOT))
     from audit.metrics import frechet
     from audit.metrics.bootstrap import recentred_interval
+    from audit.metrics.verdict import empirical_p_value
 
     rng = np.random.default_rng(args.seed)
     m, n_test, d, reps = args.m, args.n_test, args.d_calibration, args.reps
@@ -141,8 +142,7 @@ def bench_calibration(args) -> None:
     start = time.perf_counter()
 
     def rejected(candidate, t1, t2) -> bool:
-        observed, null = frechet.permutation_null(candidate, t1, t2, args.permutations, rng)
-        return (1 + np.count_nonzero(null >= observed)) / (1 + null.size) < 0.05
+        return empirical_p_value(*frechet.permutation_null(candidate, t1, t2, args.permutations, rng)) < 0.05
 
     for _ in range(reps):
         g, t1, t2 = draw(m), draw(m), draw(n_test)  # G, the reference R, the test rows T
